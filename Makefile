@@ -1,0 +1,40 @@
+# The two commands that matter: `make run` (start everything) and `make test` (run every test).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export FLASK_APP := app
+
+.PHONY: install run migrate token test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(VENV)/bin/alembic upgrade head
+
+token: migrate
+	@$(VENV)/bin/flask orchestration create-token --actor user:admin --role admin
+
+run: migrate
+	@echo "First admin token (keep it; it is stored hashed only):"
+	@$(VENV)/bin/flask orchestration create-token --actor user:admin --role admin
+	@echo "API:  http://127.0.0.1:$(PORT)/api/orchestration   docs: http://127.0.0.1:$(PORT)/docs"
+	PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check app workers tests bench
+	$(VENV)/bin/mypy app workers
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

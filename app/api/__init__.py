@@ -1,0 +1,56 @@
+"""HTTP layer: flask-smorest blueprints over the services."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+
+from app.api import errors
+
+
+class OrchestrationApi(Api):
+    """flask-smorest with its error handler replaced by problem+json."""
+
+    def _register_error_handlers(self) -> None:
+        errors.register(self._app)
+
+
+def init_api(app: Flask) -> None:
+    app.config.update(
+        API_TITLE="Orchestration service",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearerAuth": []}],
+            "info": {"description": "Sprints, tasks and agent sessions; every change is an event."},
+        },
+    )
+    api = OrchestrationApi(app)
+    from app.api import events, health, sessions, tracked
+
+    for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, health.blp):
+        api.register_blueprint(blp)
+    app.before_request(_bind_request_ids)
+    app.after_request(_echo_request_ids)
+
+
+def _bind_request_ids() -> None:
+    g.request_id = str(uuid.uuid4())
+    given = request.headers.get("X-Correlation-ID", "")
+    try:
+        g.correlation_id = str(uuid.UUID(given))
+    except ValueError:
+        g.correlation_id = str(uuid.uuid4())
+
+
+def _echo_request_ids(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id") or str(uuid.uuid4())
+    response.headers["X-Correlation-ID"] = g.get("correlation_id") or str(uuid.uuid4())
+    return response

@@ -1,0 +1,124 @@
+"""Every failure as RFC 9457 problem+json; rejected changes also leave an event."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, current_app, g, json, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from app.domain.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "urn:orchestration:problem:{}"
+SLUGS = {
+    400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
+    405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
+    422: "validation-error", 500: "internal-error", 503: "unavailable",
+}
+# (blueprint endpoint) -> entity type whose rejected PATCH/DELETE records validation_failed
+REJECTABLE = {
+    "sprints.update_sprint": "sprint", "sprints.delete_sprint": "sprint",
+    "tasks.update_task": "task", "tasks.delete_task": "task",
+}
+
+
+def problem(status: int, title: str, detail: str, errors: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE.format(SLUGS.get(status, str(status))),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    _record_rejection(status, detail, errors)
+    return response
+
+
+def flatten_messages(messages: Any) -> dict[str, list[str]]:
+    """webargs nests by location (``json``, ``query``); callers want ``{field: [message]}``."""
+    flat: dict[str, list[str]] = {}
+    if not isinstance(messages, dict):
+        return {"_schema": [str(messages)]}
+    for location, per_field in messages.items():
+        if location not in ("json", "query", "headers", "form", "view_args") or not isinstance(per_field, dict):
+            flat[str(location)] = _as_list(per_field)
+            continue
+        for name, value in per_field.items():
+            flat.setdefault(str(name), []).extend(_as_list(value))
+    return flat
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) if not isinstance(v, dict) else json.dumps(v) for v in value]
+    if isinstance(value, dict):
+        return [f"{k}: {'; '.join(_as_list(v))}" for k, v in value.items()]
+    return [str(value)]
+
+
+def handle_http(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    errors = None
+    if "messages" in data or "errors" in data:
+        errors = flatten_messages(data.get("errors") or data.get("messages"))
+    detail = {
+        400: "The body is not valid JSON.",
+        413: f"The body is larger than the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes.",
+        422: "The request failed validation; see errors.",
+    }.get(status, error.description or error.name)
+    headers = dict(data.get("headers") or {})
+    if status == 405 and error.get_headers():
+        headers.update({k: v for k, v in error.get_headers() if k == "Allow"})
+    return problem(status, error.name, detail, errors, headers)
+
+
+def handle_domain(error: DomainError) -> Response:
+    return problem(error.status, error.title, error.detail, error.errors)
+
+
+def handle_database(error: DBAPIError) -> Response:
+    if isinstance(error, OperationalError) or error.connection_invalidated:
+        log.warning("database unavailable: %s", error.orig)
+        return problem(503, "Service Unavailable", "The database is unreachable; retry shortly.",
+                       headers={"Retry-After": "5"})
+    return handle_unexpected(error)
+
+
+def handle_unexpected(error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
+
+
+def _record_rejection(status: int, detail: str, errors: dict[str, Any] | None) -> None:
+    """A 409/422 on a PATCH or DELETE of an existing entity becomes validation_failed."""
+    entity_type = REJECTABLE.get(request.endpoint or "")
+    principal = g.get("principal")
+    if status not in (409, 422) or entity_type is None or principal is None:
+        return
+    from app.api.context import change_context_for_rejection, runtime
+    from app.services import tracking
+
+    rt = runtime()
+    try:
+        tracking.record_rejection(entity_type, (request.view_args or {}).get("code", ""), status,
+                                  detail, errors, change_context_for_rejection(), rt.uow(), rt.clock)
+    except Exception:  # noqa: BLE001 - the rejection itself must still be answered
+        log.warning("could not record validation_failed", exc_info=True)
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(DomainError, handle_domain)
+    app.register_error_handler(DBAPIError, handle_database)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,237 @@
+"""Marshmallow schemas: they validate requests and document the API in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.domain.entities import (
+    CODE_PATTERN,
+    PRIORITIES,
+    SESSION_KEY_PATTERN,
+    SESSION_STATUSES,
+    SPRINT_STATUSES,
+    TASK_STATUSES,
+)
+from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
+from app.domain.timeparse import parse_instant
+
+Code = lambda **kw: fields.String(validate=validate.Regexp(CODE_PATTERN, error="must match ^[A-Z0-9][A-Z0-9_.-]{0,63}$"), **kw)  # noqa: E731
+Priority = lambda **kw: fields.String(validate=validate.OneOf(PRIORITIES), **kw)  # noqa: E731
+Metadata = lambda **kw: fields.Dict(keys=fields.String(), **kw)  # noqa: E731
+Title = lambda **kw: fields.String(validate=validate.Length(min=1, max=500), **kw)  # noqa: E731
+
+
+class Immutable(fields.Raw):
+    """A field that exists only to say it cannot be changed."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        raise ValidationError("is immutable; it cannot be changed after creation")
+
+
+class Instant(fields.String):
+    """``from``/``to``: ISO 8601, a date (00:00 UTC) or a relative age (``90d``, ``12h``)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_instant(text, current_app.extensions["orchestration"].clock())
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class PageArgs(Schema):
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
+    after = fields.String(load_default=None)
+
+
+class VersionedPatch(Schema):
+    version = fields.Integer(validate=validate.Range(min=0))
+
+
+class SprintCreate(Schema):
+    sprint_code = Code(required=True)
+    title = Title(required=True)
+    status = fields.String(load_default="planned", validate=validate.OneOf(SPRINT_STATUSES))
+    priority = Priority(load_default="P2")
+    metadata = Metadata(load_default=dict)
+
+
+class SprintPatch(VersionedPatch):
+    sprint_code = Immutable()
+    title = Title()
+    status = fields.String(validate=validate.OneOf(SPRINT_STATUSES))
+    priority = Priority()
+    metadata = Metadata()
+
+
+class TaskCreate(Schema):
+    task_code = Code(required=True)
+    sprint_code = Code(load_default=None, allow_none=True)
+    title = Title(required=True)
+    description = fields.String(load_default="", validate=validate.Length(max=20000))
+    status = fields.String(load_default="pending", validate=validate.OneOf(TASK_STATUSES))
+    priority = Priority(load_default="P2")
+    progress = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=100))
+    assignee = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    metadata = Metadata(load_default=dict)
+
+
+class TaskPatch(VersionedPatch):
+    task_code = Immutable()
+    sprint_code = Code(allow_none=True)
+    title = Title()
+    description = fields.String(validate=validate.Length(max=20000))
+    status = fields.String(validate=validate.OneOf(TASK_STATUSES))
+    priority = Priority()
+    progress = fields.Integer(strict=True, validate=validate.Range(min=0, max=100))
+    assignee = fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
+    metadata = Metadata()
+
+
+class DeleteBody(Schema):
+    version = fields.Integer(validate=validate.Range(min=0))
+
+
+class SprintQuery(PageArgs):
+    status = fields.String(validate=validate.OneOf(SPRINT_STATUSES))
+    priority = Priority()
+
+
+class TaskQuery(PageArgs):
+    sprint_code = fields.String()
+    status = fields.String(validate=validate.OneOf(TASK_STATUSES))
+    priority = Priority()
+    assignee = fields.String()
+
+
+class SessionStart(Schema):
+    session_key = fields.String(validate=validate.Regexp(SESSION_KEY_PATTERN, error="must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"))
+    agent_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    sprint_code = Code(allow_none=True)
+    task_code = Code(allow_none=True)
+    metadata = Metadata(load_default=dict)
+
+
+class SessionQuery(PageArgs):
+    agent_id = fields.String()
+    status = fields.String(validate=validate.OneOf(SESSION_STATUSES))
+    sprint_code = fields.String()
+
+
+class ContextBody(Schema):
+    data = fields.Dict(keys=fields.String(), required=True)
+
+
+class EventCreate(Schema):
+    type = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    data = fields.Dict(keys=fields.String(), load_default=dict)
+    entity_type = fields.String(validate=validate.OneOf(("sprint", "task", "session")))
+    entity_code = fields.String(validate=validate.Length(min=1, max=128))
+    session_key = fields.String(validate=validate.Regexp(SESSION_KEY_PATTERN))
+    event_id = fields.UUID()
+
+
+class EventFilterArgs(Schema):
+    type = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_.-]+(\.\*)?$", error="an exact type or a prefix ending in .*"))
+    entity_type = fields.String()
+    entity_code = fields.String()
+    actor = fields.String()
+    session_key = fields.String()
+    start = Instant(data_key="from")
+    end = Instant(data_key="to")
+    include_archived = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _range_is_ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise ValidationError("from must not be after to", "from")
+
+
+class EventQuery(EventFilterArgs, PageArgs):
+    pass
+
+
+class EntityEventQuery(EventQuery):
+    related = fields.Boolean(load_default=False)
+
+
+# ---- responses (documentation and dumping) ----
+
+
+class EntityRef(Schema):
+    type = fields.String()
+    id = fields.Integer()
+    code = fields.String(allow_none=True)
+
+
+class EventOut(Schema):
+    id = fields.Integer()
+    event_id = fields.String()
+    type = fields.String()
+    entity = fields.Nested(EntityRef)
+    sequence = fields.Integer(allow_none=True)
+    actor = fields.String()
+    timestamp = fields.String()
+    correlation_id = fields.String()
+    correlation_chain = fields.List(fields.String())
+    causation_id = fields.String(allow_none=True)
+    session_key = fields.String(allow_none=True)
+    priority = fields.String()
+    changes = fields.Dict()
+    data = fields.Dict()
+    hash = fields.String()
+    prev_hash = fields.String(allow_none=True)
+    archived_at = fields.String(allow_none=True)
+
+
+class Resource(Schema):
+    id = fields.Integer()
+    correlation_id = fields.String()
+    version = fields.Integer()
+    created_at = fields.String()
+    updated_at = fields.String()
+
+
+class SprintOut(Resource):
+    sprint_code = fields.String()
+    title = fields.String()
+    status = fields.String()
+    priority = fields.String()
+    metadata = fields.Dict()
+    task_counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class TaskOut(Resource):
+    task_code = fields.String()
+    sprint_code = fields.String(allow_none=True)
+    title = fields.String()
+    description = fields.String()
+    status = fields.String()
+    priority = fields.String()
+    progress = fields.Integer()
+    assignee = fields.String(allow_none=True)
+    metadata = fields.Dict()
+
+
+class SessionOut(Resource):
+    session_key = fields.String()
+    agent_id = fields.String()
+    sprint_code = fields.String(allow_none=True)
+    task_code = fields.String(allow_none=True)
+    status = fields.String()
+    started_at = fields.String()
+    resumed_at = fields.String(allow_none=True)
+    ended_at = fields.String(allow_none=True)
+    metadata = fields.Dict()
+
+
+def page_of(item: type[Schema]) -> type[Schema]:
+    """``{"items": [...], "next": cursor|null}`` for one item schema."""
+    return type(
+        f"{item.__name__.removesuffix('Out')}Page",
+        (Schema,),
+        {"items": fields.List(fields.Nested(item)), "next": fields.String(allow_none=True)},
+    )

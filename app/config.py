@@ -1,0 +1,78 @@
+"""Settings from the environment: the only reader of ``os.environ`` in ``app/``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(os.getcwd()) / "var"
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{DEFAULT_DATA_DIR / 'orchestration.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told; every default works on one machine.
+
+    The defaults give the zero-service quick start: SQLite under ``var/`` and
+    Celery's filesystem transport, so nothing but Python is needed.
+    """
+
+    database_url: str = field(default_factory=_default_database_url)
+    celery_broker_url: str = "filesystem://"
+    redis_url: str | None = None
+    archive_dir: str = str(DEFAULT_DATA_DIR / "archive")
+    broker_dir: str = str(DEFAULT_DATA_DIR / "broker")
+    retention_archive_after: str = "90d"
+    retention_delete_after: str = "365d"
+    retention_keep_priorities: tuple[str, ...] = ("P0",)
+    max_content_length: int = 1024 * 1024
+    snapshot_every: int = 50
+    causation_depth_limit: int = 5
+    dispatch_after_commit: bool = True
+    sql_echo: bool = False
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        base = cls()
+        keep = env.get("ORCH_RETENTION_KEEP_PRIORITIES")
+        return cls(
+            database_url=env.get("DATABASE_URL", base.database_url),
+            celery_broker_url=env.get("CELERY_BROKER_URL", base.celery_broker_url),
+            redis_url=env.get("REDIS_URL") or None,
+            archive_dir=env.get("ARCHIVE_DIR", base.archive_dir),
+            broker_dir=env.get("ORCH_BROKER_DIR", base.broker_dir),
+            retention_archive_after=env.get(
+                "ORCH_RETENTION_ARCHIVE_AFTER", base.retention_archive_after
+            ),
+            retention_delete_after=env.get(
+                "ORCH_RETENTION_DELETE_AFTER", base.retention_delete_after
+            ),
+            retention_keep_priorities=(
+                tuple(p.strip() for p in keep.split(",") if p.strip())
+                if keep is not None
+                else base.retention_keep_priorities
+            ),
+            max_content_length=int(
+                env.get("ORCH_MAX_CONTENT_LENGTH", base.max_content_length)
+            ),
+            snapshot_every=int(env.get("ORCH_SNAPSHOT_EVERY", base.snapshot_every)),
+            causation_depth_limit=int(
+                env.get("ORCH_CAUSATION_DEPTH_LIMIT", base.causation_depth_limit)
+            ),
+            dispatch_after_commit=env.get("ORCH_DISPATCH_AFTER_COMMIT", "1") != "0",
+            sql_echo=env.get("ORCH_SQL_ECHO", "0") == "1",
+        )
+
+    @property
+    def pubsub_url(self) -> str | None:
+        """Redis for the live stream: REDIS_URL, else the broker when it is Redis."""
+        if self.redis_url:
+            return self.redis_url
+        if self.celery_broker_url.startswith(("redis://", "rediss://")):
+            return self.celery_broker_url
+        return None

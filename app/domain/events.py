@@ -1,0 +1,112 @@
+"""The event catalogue and the diff that turns a change into granular events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "orchestration"
+
+# Field -> granular event suffix, per entity; fields not listed go to ".updated".
+GRANULAR_FIELDS: dict[str, dict[str, str]] = {
+    "sprint": {"status": "status_changed", "metadata": "metadata_updated"},
+    "task": {
+        "status": "status_changed",
+        "assignee": "assigned",
+        "priority": "priority_changed",
+        "progress": "progress_updated",
+    },
+    "session": {},
+}
+# The order events of one request take, so sequences are deterministic.
+SUFFIX_ORDER = (
+    "status_changed",
+    "blocked",
+    "assigned",
+    "priority_changed",
+    "progress_updated",
+    "metadata_updated",
+    "updated",
+)
+EXTERNAL_TYPE_PREFIXES = ("orchestration.session.", "orchestration.context.", "custom.")
+EXTERNAL_TYPE_PATTERNS = ("orchestration.session.*", "orchestration.context.*", "custom.*")
+
+CONTEXT_ASSEMBLED = "orchestration.context.assembled"
+NOTIFICATION_CREATED = "orchestration.notification.created"
+ALERT_RAISED = "orchestration.alert.raised"
+RULE_FAILED = "orchestration.automation.rule_failed"
+
+CATALOGUE = (
+    *(f"{PREFIX}.sprint.{s}" for s in ("created", "updated", "deleted", "status_changed",
+                                        "metadata_updated", "validation_failed")),
+    *(f"{PREFIX}.task.{s}" for s in ("created", "updated", "deleted", "status_changed",
+                                      "blocked", "assigned", "priority_changed",
+                                      "progress_updated", "validation_failed")),
+    *(f"{PREFIX}.session.{s}" for s in ("started", "resumed", "ended")),
+    CONTEXT_ASSEMBLED,
+    NOTIFICATION_CREATED,
+    ALERT_RAISED,
+    RULE_FAILED,
+)
+
+
+def event_type(entity_type: str, suffix: str) -> str:
+    return f"{PREFIX}.{entity_type}.{suffix}"
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    """An event decided by the domain, before the store gives it a place."""
+
+    type: str
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    event_id: str | None = None
+
+
+def change(before: Any, after: Any) -> dict[str, Any]:
+    return {"before": before, "after": after}
+
+
+def created_event(entity_type: str, state: dict[str, Any]) -> PlannedEvent:
+    """The full initial state as ``after`` values."""
+    changes = {name: change(None, value) for name, value in state.items()}
+    return PlannedEvent(event_type(entity_type, "created"), changes)
+
+
+def deleted_event(entity_type: str, state: dict[str, Any]) -> PlannedEvent:
+    """The final state as ``before`` values."""
+    changes = {name: change(value, None) for name, value in state.items()}
+    return PlannedEvent(event_type(entity_type, "deleted"), changes)
+
+
+def granular_events(
+    entity_type: str, before: dict[str, Any], after: dict[str, Any]
+) -> list[PlannedEvent]:
+    """One event per granular type that applies; nothing when nothing changed."""
+    granular = GRANULAR_FIELDS.get(entity_type, {})
+    by_suffix: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, new in after.items():
+        old = before.get(name)
+        if old == new:
+            continue
+        suffix = granular.get(name, "updated")
+        by_suffix.setdefault(suffix, {})[name] = change(old, new)
+    if entity_type == "task" and "status_changed" in by_suffix and after["status"] == "blocked":
+        by_suffix["blocked"] = {}
+    return [
+        PlannedEvent(event_type(entity_type, suffix), by_suffix[suffix])
+        for suffix in SUFFIX_ORDER
+        if suffix in by_suffix
+    ]
+
+
+def is_external_type(name: str) -> bool:
+    return name.startswith(EXTERNAL_TYPE_PREFIXES) and not name.endswith(".")
+
+
+def type_matches(pattern: str, name: str) -> bool:
+    """``pattern`` is an exact type or a prefix ending in ``.*``."""
+    if pattern.endswith(".*"):
+        return name.startswith(pattern[:-1])
+    return name == pattern

@@ -1,0 +1,28 @@
+"""Opaque keyset cursors: the last id of a page, URL-safe and versioned."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from app.domain.errors import Invalid
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, _, value = raw.partition(":")
+        if version != "v1":
+            raise ValueError(version)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Invalid("the cursor is not one this service issued", {"after": ["invalid cursor"]}) from None

@@ -1,0 +1,44 @@
+"""The wiring one process needs: settings, engine, session factories, clock, dispatcher.
+
+Built once by ``create_app`` (web) or the worker's app; services receive the
+pieces they need, never this object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.domain.clock import Clock, utc_now
+from app.store.database import make_engine, session_factories
+from app.store.uow import Dispatcher, UnitOfWork
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    writer: sessionmaker[Session]
+    reader: sessionmaker[Session]
+    clock: Clock = field(default=utc_now)
+    dispatcher: Dispatcher | None = None
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        engine = make_engine(settings.database_url, echo=settings.sql_echo)
+        writer, reader = session_factories(engine)
+        return cls(settings=settings, engine=engine, writer=writer, reader=reader)
+
+    def uow(self) -> UnitOfWork:
+        """A writing unit of work whose commit nudges the relay."""
+        return UnitOfWork(self.writer, self.dispatcher)
+
+    def read_uow(self) -> UnitOfWork:
+        return UnitOfWork(self.reader)
+
+    def dispose_after_fork(self) -> None:
+        """Connections must not cross a fork (gunicorn post_fork, Celery worker_process_init)."""
+        self.engine.dispose(close=False)

@@ -1,0 +1,1 @@
+"""Use cases: each function owns one unit of work."""

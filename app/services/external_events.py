@@ -1,0 +1,77 @@
+"""``POST /events``: events from outside, on a sprint, task or session stream."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.domain import events as catalogue
+from app.domain.clock import Clock
+from app.domain.errors import Invalid, NotFound
+from app.store import repositories as repo
+from app.store.event_store import append, envelope
+from app.store.tables import Event
+from app.store.uow import UnitOfWork
+from app.services.context import ChangeContext
+
+FINDERS = {"sprint": repo.find_sprint, "task": repo.find_task, "session": repo.find_session}
+
+
+def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
+           clock: Clock) -> tuple[dict[str, Any], bool]:
+    """Record one event; returns (envelope, created). A repeated ``event_id`` records nothing."""
+    if not catalogue.is_external_type(body["type"]):
+        raise Invalid(
+            f"type {body['type']!r} cannot be recorded from outside",
+            {"type": [f"allowed: {', '.join(catalogue.EXTERNAL_TYPE_PATTERNS)}"]},
+        )
+    entity_type, code = _stream_of(body, ctx)
+    event_id = body.get("event_id")
+    if event_id and (existing := _existing(event_id, uow)) is not None:
+        return existing, False
+    try:
+        with uow:
+            session = uow.session
+            try:
+                row = FINDERS[entity_type](session, code, lock=True)
+            except NotFound as missing:
+                field = "entity_code" if body.get("entity_type") else "session_key"
+                raise Invalid(missing.detail, {field: [missing.detail]}) from None
+            planned = catalogue.PlannedEvent(body["type"], data=body.get("data") or {}, event_id=event_id)
+            meta = ctx.meta()
+            if entity_type == "session":
+                meta = dataclasses.replace(meta, session_key=row.session_key)
+            rows = append(session, repo.stream_of(entity_type, row), [planned], meta, clock())
+            uow.pending_dispatch.extend(r.id for r in rows)
+            uow.commit()
+            return envelope(rows[0]), True
+    except IntegrityError:
+        found = _existing(event_id, uow) if event_id else None
+        if found is None:
+            raise
+        return found, False
+
+
+def _stream_of(body: dict[str, Any], ctx: ChangeContext) -> tuple[str, str]:
+    if body.get("entity_type"):
+        if not body.get("entity_code"):
+            raise Invalid("entity_code is required with entity_type", {"entity_code": ["required"]})
+        return body["entity_type"], body["entity_code"]
+    if body.get("entity_code"):
+        raise Invalid("entity_type is required with entity_code", {"entity_type": ["required"]})
+    key = body.get("session_key") or ctx.session_key
+    if not key:
+        raise Invalid(
+            "name the stream: entity_type + entity_code, or a session_key (body or X-Session-Key)",
+            {"entity_type": ["required without session_key"], "session_key": ["required without entity_type"]},
+        )
+    return "session", key
+
+
+def _existing(event_id: str, uow: UnitOfWork) -> dict[str, Any] | None:
+    with uow:
+        row = uow.session.scalars(select(Event).where(Event.event_id == event_id)).one_or_none()
+        return envelope(row) if row is not None else None

@@ -1,0 +1,61 @@
+"""Reading the log: keyset pages of events under any combination of scopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from app.domain.errors import NotFound
+from app.store import event_queries as q
+from app.store.event_store import envelope
+from app.store.tables import Event
+from app.store.uow import UnitOfWork
+
+Page = tuple[list[dict[str, Any]], int | None]
+
+
+def _page(uow: UnitOfWork, stmt: Select, after_id: int, limit: int) -> Page:  # type: ignore[type-arg]
+    """Oldest first by id; ids become visible in commit order, so ``id > cursor`` skips nothing."""
+    rows = list(uow.session.scalars(stmt.where(Event.id > after_id).order_by(Event.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [envelope(r) for r in rows], (rows[-1].id if more else None)
+
+
+def list_events(flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
+    with uow:
+        return _page(uow, q.apply_filter(select(Event), flt), after_id, limit)
+
+
+def get_event(event_id: int, uow: UnitOfWork) -> dict[str, Any]:
+    with uow:
+        row = uow.session.get(Event, event_id)
+        if row is None:
+            raise NotFound(f"no event with id {event_id}")
+        return envelope(row)
+
+
+def by_correlation(correlation_id: str, flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
+    with uow:
+        stmt = q.by_correlation(q.apply_filter(select(Event), flt), uow.session, correlation_id)
+        return _page(uow, stmt, after_id, limit)
+
+
+def by_session(key: str, flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
+    with uow:
+        return _page(uow, q.by_session(q.apply_filter(select(Event), flt), key), after_id, limit)
+
+
+def by_entity(entity_type: str, code: str, related: bool, flt: q.EventFilter, after_id: int,
+              limit: int, uow: UnitOfWork) -> Page:
+    with uow:
+        entity_id = q.entity_id_for(uow.session, entity_type, code)
+        if entity_id is None:
+            raise NotFound(f"no {entity_type} with code {code!r}")
+        stmt = q.apply_filter(select(Event), flt)
+        if related:
+            stmt = q.by_entity_chain(stmt, uow.session, entity_type, entity_id)
+        else:
+            stmt = stmt.where(Event.entity_type == entity_type, Event.entity_id == entity_id)
+        return _page(uow, stmt, after_id, limit)

@@ -1,0 +1,126 @@
+"""Agent sessions: start, resume, end, context; each a ``session`` stream event."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from app.domain import events as catalogue
+from app.domain.clock import Clock, iso
+from app.domain.errors import Conflict
+from app.store import repositories as repo
+from app.store.event_store import append, envelope
+from app.store.tables import AgentSession, Sprint
+from app.store.uow import UnitOfWork
+from app.services.context import ChangeContext
+
+
+def _resource(row: AgentSession) -> dict[str, Any]:
+    return repo.session_state(row) | {
+        "id": row.id,
+        "correlation_id": row.correlation_id,
+        "version": row.version,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _in_session(ctx: ChangeContext, row: AgentSession) -> ChangeContext:
+    """A session's own events carry its key whatever header came with them."""
+    return dataclasses.replace(ctx, session_key=row.session_key)
+
+
+def start(data: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork, clock: Clock,
+          reason: str | None = None) -> dict[str, Any]:
+    key = data.get("session_key") or f"sess-{uuid.uuid4().hex}"
+    with uow:
+        session = uow.session
+        if session.scalars(select(AgentSession.id).where(AgentSession.session_key == key)).first():
+            raise Conflict(f"session key {key!r} is taken", {"session_key": ["already exists"]})
+        now = clock()
+        row = AgentSession(
+            session_key=key, agent_id=data["agent_id"], status="active", started_at=now,
+            sprint=repo.sprint_for_field(session, data.get("sprint_code")),
+            task=repo.task_for_field(session, data.get("task_code")),
+            meta=data.get("metadata") or {}, correlation_id=str(uuid.uuid4()),
+            version=0, created_at=now, updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        started = catalogue.created_event("session", repo.session_state(row))
+        started = catalogue.PlannedEvent(
+            catalogue.event_type("session", "started"), started.changes,
+            {"reason": reason} if reason else {},
+        )
+        rows = append(session, repo.stream_of("session", row), [started], _in_session(ctx, row).meta(), now)
+        uow.pending_dispatch.extend(r.id for r in rows)
+        uow.commit()
+        return _resource(row)
+
+
+def _transition(key: str, suffix: str, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    with uow:
+        session = uow.session
+        row = repo.find_session(session, key, lock=True)
+        if suffix == "ended" and row.status == "ended":
+            raise Conflict(f"session {key!r} has already ended", {"status": ["already ended"]})
+        before = repo.session_state(row)
+        now = clock()
+        if suffix == "ended":
+            row.status, row.ended_at = "ended", now
+        else:
+            row.status, row.resumed_at = "active", now
+        after = repo.session_state(row)
+        changes = {k: catalogue.change(before[k], v) for k, v in after.items() if before[k] != v}
+        planned = catalogue.PlannedEvent(catalogue.event_type("session", suffix), changes)
+        rows = append(session, repo.stream_of("session", row), [planned], _in_session(ctx, row).meta(), now)
+        uow.pending_dispatch.extend(r.id for r in rows)
+        uow.commit()
+        return _resource(row)
+
+
+def resume(key: str, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    """Works on an active or an ended session: it becomes active again."""
+    return _transition(key, "resumed", ctx, uow, clock)
+
+
+def end(key: str, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    return _transition(key, "ended", ctx, uow, clock)
+
+
+def record_context(key: str, data: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
+                   clock: Clock) -> dict[str, Any]:
+    """The context broker assembled context for this session."""
+    with uow:
+        session = uow.session
+        row = repo.find_session(session, key, lock=True)
+        planned = catalogue.PlannedEvent(catalogue.CONTEXT_ASSEMBLED, data=data)
+        rows = append(session, repo.stream_of("session", row), [planned], _in_session(ctx, row).meta(), clock())
+        uow.pending_dispatch.extend(r.id for r in rows)
+        uow.commit()
+        return envelope(rows[0])
+
+
+def get(key: str, uow: UnitOfWork) -> dict[str, Any]:
+    with uow:
+        return _resource(repo.find_session(uow.session, key))
+
+
+def list_page(filters: dict[str, Any], after_id: int, limit: int,
+              uow: UnitOfWork) -> tuple[list[dict[str, Any]], int | None]:
+    """Sessions in start order, keyset-paged by id."""
+    with uow:
+        stmt = select(AgentSession).where(AgentSession.id > after_id)
+        if "agent_id" in filters:
+            stmt = stmt.where(AgentSession.agent_id == filters["agent_id"])
+        if "status" in filters:
+            stmt = stmt.where(AgentSession.status == filters["status"])
+        if "sprint_code" in filters:
+            stmt = stmt.where(AgentSession.sprint.has(Sprint.sprint_code == filters["sprint_code"]))
+        rows = list(uow.session.scalars(stmt.order_by(AgentSession.id).limit(limit + 1)).unique())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [_resource(r) for r in rows], (rows[-1].id if more else None)

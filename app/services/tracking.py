@@ -1,0 +1,169 @@
+"""Sprints and tasks: create, update, delete; every change becomes events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.domain import events as catalogue
+from app.domain.clock import Clock, iso
+from app.domain.entities import apply_patch, check_status_change
+from app.domain.errors import Conflict
+from app.store import repositories as repo
+from app.store.event_store import Event, append
+from app.store.tables import Sprint, Task
+from app.store.uow import UnitOfWork
+from app.services.context import ChangeContext
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one tracked entity type is found, read and written."""
+
+    name: str
+    model: type[Sprint] | type[Task]
+    code_field: str
+    find: Callable[..., Any]
+    state: Callable[[Any], dict[str, Any]]
+
+
+SPRINT = Kind("sprint", Sprint, "sprint_code", repo.find_sprint, repo.sprint_state)
+TASK = Kind("task", Task, "task_code", repo.find_task, repo.task_state)
+KINDS = {"sprint": SPRINT, "task": TASK}
+
+
+def _body(kind: Kind, row: Any, counts: dict[int, dict[str, int]]) -> dict[str, Any]:
+    body = kind.state(row) | {
+        "id": row.id,
+        "correlation_id": row.correlation_id,
+        "version": row.version,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+    if kind is SPRINT:
+        body["task_counts"] = counts[row.id]
+    return body
+
+
+def resource(kind: Kind, session: Session, row: Any) -> dict[str, Any]:
+    """The public representation: the state plus the read-only fields."""
+    counts = repo.task_counts(session, [row.id]) if kind is SPRINT else {}
+    return _body(kind, row, counts)
+
+
+def _write_fields(session: Session, kind: Kind, row: Any, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        if name == "metadata":
+            row.meta = value
+        elif name == "sprint_code" and kind is TASK:
+            row.sprint = repo.sprint_for_field(session, value)
+        elif name != kind.code_field:
+            setattr(row, name, value)
+
+
+def _dispatch(uow: UnitOfWork, rows: list[Event]) -> None:
+    uow.pending_dispatch.extend(r.id for r in rows)
+
+
+def create(kind: Kind, data: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    code = data[kind.code_field]
+    with uow:
+        session = uow.session
+        if session.scalars(select(kind.model.id).where(getattr(kind.model, kind.code_field) == code)).first():
+            raise Conflict(f"{kind.name} code {code!r} is taken (codes are never reused)",
+                           {kind.code_field: ["already exists"]})
+        now = clock()
+        row = kind.model(correlation_id=str(uuid.uuid4()), version=0, created_at=now, updated_at=now)
+        setattr(row, kind.code_field, code)
+        _write_fields(session, kind, row, data)
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(f"{kind.name} code {code!r} is taken", {kind.code_field: ["already exists"]}) from None
+        event = catalogue.created_event(kind.name, kind.state(row))
+        _dispatch(uow, append(session, repo.stream_of(kind.name, row), [event], ctx.meta(), now))
+        uow.commit()
+        return resource(kind, session, row)
+
+
+def update(kind: Kind, code: str, patch: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
+           clock: Clock) -> dict[str, Any]:
+    """Apply a partial update; one event per granular change, none when nothing changed."""
+    with uow:
+        session = uow.session
+        row = kind.find(session, code, lock=True)
+        ctx.check_version(row.version)
+        before = kind.state(row)
+        after = apply_patch(before, patch)
+        check_status_change(kind.name, before["status"], after["status"])
+        planned = catalogue.granular_events(kind.name, before, after)
+        if planned:
+            _write_fields(session, kind, row, {k: after[k] for k in patch if k in after})
+            now = clock()
+            _dispatch(uow, append(session, repo.stream_of(kind.name, row), planned, ctx.meta(), now))
+            uow.commit()
+        return resource(kind, session, row)
+
+
+def delete(kind: Kind, code: str, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> None:
+    """Soft delete: the row and its history stay; the code is never reused."""
+    with uow:
+        session = uow.session
+        row = kind.find(session, code, lock=True)
+        ctx.check_version(row.version)
+        now = clock()
+        row.deleted_at = now
+        event = catalogue.deleted_event(kind.name, kind.state(row))
+        _dispatch(uow, append(session, repo.stream_of(kind.name, row), [event], ctx.meta(), now))
+        uow.commit()
+
+
+def record_rejection(entity_type: str, code: str, status: int, detail: str,
+                     errors: dict[str, Any] | None, ctx: ChangeContext, uow: UnitOfWork,
+                     clock: Clock) -> None:
+    """``validation_failed``: in its own transaction, outside the entity's stream."""
+    kind = KINDS[entity_type]
+    with uow:
+        session = uow.session
+        try:
+            row = kind.find(session, code)
+        except Exception:  # noqa: BLE001 - a rejection of a missing entity records nothing
+            return
+        planned = catalogue.PlannedEvent(
+            catalogue.event_type(entity_type, "validation_failed"),
+            data={"status": status, "detail": detail, "errors": errors or {}},
+        )
+        append(session, repo.stream_of(entity_type, row), [planned], ctx.meta(), clock(),
+               in_stream=False, dispatch=False)
+        uow.commit()
+
+
+def get(kind: Kind, code: str, uow: UnitOfWork) -> dict[str, Any]:
+    with uow:
+        return resource(kind, uow.session, kind.find(uow.session, code))
+
+
+def list_page(kind: Kind, filters: dict[str, Any], after_id: int, limit: int,
+              uow: UnitOfWork) -> tuple[list[dict[str, Any]], int | None]:
+    """Live entities in creation order, keyset-paged by id."""
+    model = kind.model
+    with uow:
+        session = uow.session
+        stmt = select(model).where(model.deleted_at.is_(None), model.id > after_id)
+        for name, value in filters.items():
+            if name == "sprint_code":
+                stmt = stmt.join(Sprint, Task.sprint_id == Sprint.id).where(Sprint.sprint_code == value)
+            else:
+                stmt = stmt.where(getattr(model, name) == value)
+        rows = list(session.scalars(stmt.order_by(model.id).limit(limit + 1)).unique())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        counts = repo.task_counts(session, [r.id for r in rows]) if kind is SPRINT else {}
+        return [_body(kind, row, counts) for row in rows], (rows[-1].id if more else None)

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, the event store, the unit of work."""

@@ -1,0 +1,184 @@
+"""Appending to the log: sequence, hash chain, commit order, outbox and rollups."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.domain.clock import iso
+from app.domain.events import PlannedEvent
+from app.domain.hashing import event_hash
+from app.store.tables import Event, EventRollup, OutboxEntry, StreamMixin
+
+# Held from the events' INSERT to COMMIT, so ids become visible in id order and
+# a reader paging by ``id > cursor`` never skips a late commit (DESIGN §3).
+COMMIT_ORDER_LOCK = 7_236_052_154_312_557_101
+VALIDATION_FAILED = "validation_failed"
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """Who and why: the metadata every event of one change shares."""
+
+    actor: str
+    session_key: str | None = None
+    correlation_chain: tuple[str, ...] = ()
+    causation_id: str | None = None
+    causation_depth: int = 0
+
+
+@dataclass
+class StreamRef:
+    """The entity an event belongs to, and its stream row (None outside the stream)."""
+
+    entity_type: str
+    entity_id: int
+    entity_code: str | None
+    correlation_id: str
+    priority: str
+    row: StreamMixin | None = field(default=None, repr=False)
+
+
+def hour_bucket(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def take_commit_order_lock(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COMMIT_ORDER_LOCK})
+
+
+def append(
+    session: Session,
+    stream: StreamRef,
+    planned: list[PlannedEvent],
+    meta: EventMeta,
+    now: datetime,
+    *,
+    in_stream: bool = True,
+    dispatch: bool = True,
+) -> list[Event]:
+    """Append events to a stream; the caller holds the stream row's lock.
+
+    ``in_stream=False`` records events that name the entity but stand outside
+    its sequence (``validation_failed``): no sequence, no prev_hash.
+    """
+    if not planned:
+        return []
+    row = stream.row if in_stream else None
+    version = row.version if row is not None else 0
+    prev_hash = row.last_hash if row is not None else None
+    chain = [c for c in dict.fromkeys(meta.correlation_chain) if c != stream.correlation_id]
+    rows: list[Event] = []
+    for offset, item in enumerate(planned, start=1):
+        envelope = {
+            "event_id": item.event_id or str(uuid.uuid4()),
+            "type": item.type,
+            "entity": {"type": stream.entity_type, "id": stream.entity_id, "code": stream.entity_code},
+            "sequence": version + offset if row is not None else None,
+            "actor": meta.actor,
+            "timestamp": iso(now),
+            "correlation_id": stream.correlation_id,
+            "correlation_chain": chain,
+            "causation_id": meta.causation_id,
+            "session_key": meta.session_key,
+            "priority": stream.priority,
+            "changes": item.changes,
+            "data": item.data,
+            "prev_hash": prev_hash if row is not None else None,
+        }
+        digest = event_hash(envelope)
+        rows.append(_row(envelope, digest, now, meta.causation_depth))
+        if row is not None:
+            prev_hash = digest
+    if row is not None:
+        row.version = version + len(planned)
+        row.last_hash = prev_hash
+        row.updated_at = now
+    take_commit_order_lock(session)
+    session.add_all(rows)
+    session.flush()
+    if dispatch:
+        session.add_all(OutboxEntry(event_id=r.id, created_at=now) for r in rows)
+    _count_in_rollups(session, rows)
+    return rows
+
+
+def _row(envelope: dict[str, Any], digest: str, now: datetime, depth: int) -> Event:
+    entity = envelope["entity"]
+    return Event(
+        event_id=envelope["event_id"],
+        type=envelope["type"],
+        entity_type=entity["type"],
+        entity_id=entity["id"],
+        entity_code=entity["code"],
+        sequence=envelope["sequence"],
+        actor=envelope["actor"],
+        emitted_at=now,
+        correlation_id=envelope["correlation_id"],
+        correlation_chain=envelope["correlation_chain"],
+        causation_id=envelope["causation_id"],
+        causation_depth=depth,
+        session_key=envelope["session_key"],
+        priority=envelope["priority"],
+        changes=envelope["changes"],
+        data=envelope["data"],
+        hash=digest,
+        prev_hash=envelope["prev_hash"],
+    )
+
+
+def _count_in_rollups(session: Session, rows: list[Event]) -> None:
+    counts = Counter(
+        (hour_bucket(r.emitted_at), r.type, r.actor, r.entity_type) for r in rows
+    )
+    add_to_rollups(session, {key + (False,): n for key, n in counts.items()})
+
+
+def add_to_rollups(session: Session, counts: dict[tuple[Any, ...], int]) -> None:
+    """Upsert ``(bucket, type, actor, entity_type, archived) -> +n`` (n may be negative)."""
+    if not counts:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = [
+        {"bucket_start": b, "type": t, "actor": a, "entity_type": e, "archived": arch, "count": n}
+        for (b, t, a, e, arch), n in sorted(counts.items(), key=lambda kv: repr(kv[0]))
+    ]
+    stmt = insert(EventRollup).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["bucket_start", "type", "actor", "entity_type", "archived"],
+        set_={"count": EventRollup.count + stmt.excluded.count},
+    )
+    session.execute(stmt)
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    """The public shape of an event (CONTRACT §3)."""
+    return {
+        "id": event.id,
+        "event_id": event.event_id,
+        "type": event.type,
+        "entity": {"type": event.entity_type, "id": event.entity_id, "code": event.entity_code},
+        "sequence": event.sequence,
+        "actor": event.actor,
+        "timestamp": iso(event.emitted_at),
+        "correlation_id": event.correlation_id,
+        "correlation_chain": list(event.correlation_chain or []),
+        "causation_id": event.causation_id,
+        "session_key": event.session_key,
+        "priority": event.priority,
+        "changes": event.changes or {},
+        "data": event.data or {},
+        "hash": event.hash,
+        "prev_hash": event.prev_hash,
+        "archived_at": iso(event.archived_at),
+    }

@@ -1,0 +1,223 @@
+"""The schema. Alembic migrations under ``migrations/`` create exactly this."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.store.types import BigId, Json, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class StreamMixin:
+    """An entity with its own event stream: version is its last sequence."""
+
+    correlation_id: Mapped[str] = mapped_column(String(36), unique=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Sprint(StreamMixin, Base):
+    __tablename__ = "sprints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sprint_code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[str] = mapped_column(String(2))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", Json, default=dict)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Task(StreamMixin, Base):
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_code: Mapped[str] = mapped_column(String(64), unique=True)
+    sprint_id: Mapped[int | None] = mapped_column(ForeignKey("sprints.id"), index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[str] = mapped_column(String(2))
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", Json, default=dict)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sprint: Mapped[Sprint | None] = relationship(lazy="joined")
+
+
+class AgentSession(StreamMixin, Base):
+    __tablename__ = "agent_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_key: Mapped[str] = mapped_column(String(128), unique=True)
+    agent_id: Mapped[str] = mapped_column(String(200), index=True)
+    sprint_id: Mapped[int | None] = mapped_column(ForeignKey("sprints.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", Json, default=dict)
+    sprint: Mapped[Sprint | None] = relationship(lazy="joined")
+    task: Mapped[Task | None] = relationship(lazy="joined")
+
+
+class Signal(StreamMixin, Base):
+    """Notifications and alerts raised by automation: one-event entities."""
+
+    __tablename__ = "signals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+class Event(Base):
+    __tablename__ = "orchestration_events"
+    __table_args__ = (
+        UniqueConstraint("entity_type", "entity_id", "sequence", name="uq_events_stream_sequence"),
+        Index("ix_events_entity_stream", "entity_type", "entity_id", "sequence"),
+        Index("ix_events_entity_code", "entity_type", "entity_code"),
+        Index(
+            "ix_events_correlation_chain",
+            "correlation_chain",
+            postgresql_using="gin",
+            postgresql_ops={"correlation_chain": "jsonb_path_ops"},
+        ),
+        Index("ix_events_archived_at_id", "archived_at", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(200), index=True)
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    entity_code: Mapped[str | None] = mapped_column(String(128))
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    emitted_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    correlation_id: Mapped[str] = mapped_column(String(36), index=True)
+    correlation_chain: Mapped[list[str]] = mapped_column(Json, default=list)
+    causation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    causation_depth: Mapped[int] = mapped_column(Integer, default=0)
+    session_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    priority: Mapped[str] = mapped_column(String(2))
+    changes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxEntry(Base):
+    """An event rules must still see; deleted when a worker has evaluated it."""
+
+    __tablename__ = "orchestration_outbox"
+    event_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("orchestration_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    dispatch_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Rule(Base):
+    __tablename__ = "automation_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    trigger: Mapped[dict[str, Any]] = mapped_column(Json)
+    action: Mapped[dict[str, Any]] = mapped_column(Json)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RuleRun(Base):
+    """The tracking row: UNIQUE(rule, event) written atomically with the effects."""
+
+    __tablename__ = "automation_rule_runs"
+    __table_args__ = (UniqueConstraint("rule_id", "event_id", name="uq_rule_runs_rule_event"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(BigId, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    effects: Mapped[list[Any]] = mapped_column(Json, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EventRollup(Base):
+    """Hourly counts kept in the same transaction as the events they count."""
+
+    __tablename__ = "orchestration_event_rollups"
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    type: Mapped[str] = mapped_column(String(200), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    archived: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    count: Mapped[int] = mapped_column(BigId, default=0)
+
+
+class Snapshot(Base):
+    __tablename__ = "orchestration_snapshots"
+    __table_args__ = (
+        UniqueConstraint("entity_type", "entity_id", "sequence", name="uq_snapshots_stream_sequence"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    state: Mapped[dict[str, Any]] = mapped_column(Json)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    last_event_id: Mapped[str] = mapped_column(String(36))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ArchiveManifest(Base):
+    __tablename__ = "orchestration_archive_manifests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(500), unique=True)
+    event_count: Mapped[int] = mapped_column(Integer)
+    first_id: Mapped[int] = mapped_column(BigId)
+    last_id: Mapped[int] = mapped_column(BigId)
+    sha256: Mapped[str] = mapped_column(String(64))
+    stream_heads: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+

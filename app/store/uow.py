@@ -1,0 +1,53 @@
+"""Unit of work: one transaction per use case, rolled back unless committed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from types import TracebackType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+Dispatcher = Callable[[Sequence[int]], None]
+
+
+class UnitOfWork:
+    """Owns a session; after a successful commit, hands new outbox ids to the dispatcher.
+
+    The dispatcher is the fast path only: the outbox rows are already
+    committed, so a dispatcher failure (broker down) is logged and the sweep
+    delivers later.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], dispatcher: Dispatcher | None = None) -> None:
+        self._factory = factory
+        self._dispatcher = dispatcher
+        self.pending_dispatch: list[int] = []
+        self.session: Session
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self._factory()
+        self.pending_dispatch = []
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        ids, self.pending_dispatch = self.pending_dispatch, []
+        if ids and self._dispatcher is not None:
+            try:
+                self._dispatcher(ids)
+            except Exception:  # noqa: BLE001 - the outbox sweep is the guarantee
+                log.warning("dispatch after commit failed; the outbox sweep will retry", exc_info=True)

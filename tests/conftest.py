@@ -1,0 +1,65 @@
+"""Fixtures: the app over SQLite and over a PostgreSQL database made for the run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from app import create_app
+from app.config import Settings
+from app.services import tokens
+from tests.support import Api, postgres_database, sqlite_database, wipe
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return sqlite_database(tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once per backend."""
+    return str(request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url"))
+
+
+def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        archive_dir=str(tmp_path / "archive"),
+        broker_dir=str(tmp_path / "broker"),
+        dispatch_after_commit=False,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    flask_app = create_app(make_settings(database_url, tmp_path))
+    runtime = flask_app.extensions["orchestration"]
+    wipe(runtime.engine)
+    yield flask_app
+    runtime.engine.dispose()
+
+
+@pytest.fixture
+def runtime(app: Flask) -> Any:
+    return app.extensions["orchestration"]
+
+
+@pytest.fixture
+def api(app: Flask, runtime: Any) -> Api:
+    issued = {
+        role: tokens.create_token(f"user:{role}", role, runtime.uow(), runtime.clock)
+        for role in tokens.ROLES
+    }
+    return Api(app.test_client(), issued)
