@@ -18,10 +18,23 @@ from app.domain.entities import (
 from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from app.domain.timeparse import parse_instant
 
-Code = lambda **kw: fields.String(validate=validate.Regexp(CODE_PATTERN, error="must match ^[A-Z0-9][A-Z0-9_.-]{0,63}$"), **kw)  # noqa: E731
-Priority = lambda **kw: fields.String(validate=validate.OneOf(PRIORITIES), **kw)  # noqa: E731
-Metadata = lambda **kw: fields.Dict(keys=fields.String(), **kw)  # noqa: E731
-Title = lambda **kw: fields.String(validate=validate.Length(min=1, max=500), **kw)  # noqa: E731
+PATTERN_ERROR = "must match {regex}"
+
+
+def Code(**kw: Any) -> fields.String:  # noqa: N802 - reads like a field class at use sites
+    return fields.String(validate=validate.Regexp(CODE_PATTERN, error=PATTERN_ERROR), **kw)
+
+
+def Priority(**kw: Any) -> fields.String:  # noqa: N802
+    return fields.String(validate=validate.OneOf(PRIORITIES), **kw)
+
+
+def Metadata(**kw: Any) -> fields.Dict:  # noqa: N802
+    return fields.Dict(keys=fields.String(), **kw)
+
+
+def Title(**kw: Any) -> fields.String:  # noqa: N802
+    return fields.String(validate=validate.Length(min=1, max=500), **kw)
 
 
 class Immutable(fields.Raw):
@@ -108,7 +121,7 @@ class TaskQuery(PageArgs):
 
 
 class SessionStart(Schema):
-    session_key = fields.String(validate=validate.Regexp(SESSION_KEY_PATTERN, error="must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"))
+    session_key = fields.String(validate=validate.Regexp(SESSION_KEY_PATTERN, error=PATTERN_ERROR))
     agent_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     sprint_code = Code(allow_none=True)
     task_code = Code(allow_none=True)
