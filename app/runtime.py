@@ -7,6 +7,7 @@ pieces they need, never this object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +26,7 @@ class Runtime:
     reader: sessionmaker[Session]
     clock: Clock = field(default=utc_now)
     dispatcher: Dispatcher | None = None
+    token_cache: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

@@ -18,7 +18,7 @@ def _verify(token: str) -> Principal | None:
     if not token:
         return None
     rt = runtime()
-    principal = tokens.authenticate(token, rt.read_uow())
+    principal = tokens.authenticate(token, rt.read_uow(), rt.token_cache)
     g.principal = principal
     return principal
 

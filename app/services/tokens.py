@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -43,13 +44,28 @@ def create_token(actor: str, role: str, uow: UnitOfWork, clock: Clock) -> str:
     return token
 
 
-def authenticate(token: str, uow: UnitOfWork) -> Principal | None:
-    """The lookup is by digest; the final comparison is constant-time."""
+CACHE_SECONDS = 30.0
+TokenCache = dict[str, tuple[Principal, float]]
+
+
+def authenticate(token: str, uow: UnitOfWork, known: TokenCache | None = None) -> Principal | None:
+    """The lookup is by digest; the final comparison is constant-time.
+
+    A known token is remembered for a few seconds, saving a query on every
+    request; there is no revocation path yet that this delay could weaken.
+    ``known`` maps digest -> (principal, monotonic expiry); misses always ask the database.
+    """
     wanted = digest(token)
+    known = {} if known is None else known
+    cached = known.get(wanted)
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
     with uow:
         row = uow.session.scalars(
             select(ApiToken).where(ApiToken.token_hash == wanted, ApiToken.revoked_at.is_(None))
         ).one_or_none()
         if row is None or not hmac.compare_digest(row.token_hash, wanted):
             return None
-        return Principal(row.actor, row.role)
+        principal = Principal(row.actor, row.role)
+    known[wanted] = (principal, time.monotonic() + CACHE_SECONDS)
+    return principal

@@ -143,22 +143,33 @@ def _count_in_rollups(session: Session, rows: list[Event]) -> None:
     add_to_rollups(session, {key + (False,): n for key, n in counts.items()})
 
 
+_ROLLUP_UPSERTS: dict[str, Any] = {}
+
+
+def _rollup_upsert(dialect: str) -> Any:
+    """Built once per dialect: compiling an upsert costs more than running it."""
+    if dialect not in _ROLLUP_UPSERTS:
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EventRollup)
+        _ROLLUP_UPSERTS[dialect] = stmt.on_conflict_do_update(
+            index_elements=["bucket_start", "type", "actor", "entity_type", "archived"],
+            set_={"count": EventRollup.count + stmt.excluded.count},
+        )
+    return _ROLLUP_UPSERTS[dialect]
+
+
 def add_to_rollups(session: Session, counts: dict[tuple[Any, ...], int]) -> None:
-    """Upsert ``(bucket, type, actor, entity_type, archived) -> +n`` (n may be negative)."""
+    """Upsert ``(bucket, type, actor, entity_type, archived) -> +n`` (n may be negative).
+
+    Keys are applied in sorted order so concurrent writers lock rollup rows in
+    the same order and cannot deadlock.
+    """
     if not counts:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     values = [
         {"bucket_start": b, "type": t, "actor": a, "entity_type": e, "archived": arch, "count": n}
         for (b, t, a, e, arch), n in sorted(counts.items(), key=lambda kv: repr(kv[0]))
     ]
-    stmt = insert(EventRollup).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["bucket_start", "type", "actor", "entity_type", "archived"],
-        set_={"count": EventRollup.count + stmt.excluded.count},
-    )
-    session.execute(stmt)
+    session.execute(_rollup_upsert(session.get_bind().dialect.name), values)
 
 
 def envelope(event: Event) -> dict[str, Any]:
