@@ -7,15 +7,16 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.domain import events as catalogue
 from app.domain.clock import Clock, iso
 from app.domain.errors import Conflict
+from app.services.context import ChangeContext
 from app.store import repositories as repo
 from app.store.event_store import append, envelope
-from app.store.tables import AgentSession, Sprint
+from app.store.tables import AgentSession, Event, Sprint
 from app.store.uow import UnitOfWork
-from app.services.context import ChangeContext
 
 
 def _resource(row: AgentSession) -> dict[str, Any]:
@@ -33,50 +34,60 @@ def _in_session(ctx: ChangeContext, row: AgentSession) -> ChangeContext:
     return dataclasses.replace(ctx, session_key=row.session_key)
 
 
+def apply_start(session: Session, data: dict[str, Any], ctx: ChangeContext, clock: Clock,
+                reason: str | None = None) -> tuple[AgentSession, list[Event]]:
+    """Start a session inside the caller's transaction (the API's, or a rule run's)."""
+    key = data.get("session_key") or f"sess-{uuid.uuid4().hex}"
+    if session.scalars(select(AgentSession.id).where(AgentSession.session_key == key)).first():
+        raise Conflict(f"session key {key!r} is taken", {"session_key": ["already exists"]})
+    now = clock()
+    row = AgentSession(
+        session_key=key, agent_id=data["agent_id"], status="active", started_at=now,
+        sprint=repo.sprint_for_field(session, data.get("sprint_code")),
+        task=repo.task_for_field(session, data.get("task_code")),
+        meta=data.get("metadata") or {}, correlation_id=str(uuid.uuid4()),
+        version=0, created_at=now, updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    started = catalogue.created_event("session", repo.session_state(row))
+    started = catalogue.PlannedEvent(
+        catalogue.event_type("session", "started"), started.changes,
+        {"reason": reason} if reason else {},
+    )
+    return row, append(session, repo.stream_of("session", row), [started], _in_session(ctx, row).meta(), now)
+
+
 def start(data: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork, clock: Clock,
           reason: str | None = None) -> dict[str, Any]:
-    key = data.get("session_key") or f"sess-{uuid.uuid4().hex}"
     with uow:
-        session = uow.session
-        if session.scalars(select(AgentSession.id).where(AgentSession.session_key == key)).first():
-            raise Conflict(f"session key {key!r} is taken", {"session_key": ["already exists"]})
-        now = clock()
-        row = AgentSession(
-            session_key=key, agent_id=data["agent_id"], status="active", started_at=now,
-            sprint=repo.sprint_for_field(session, data.get("sprint_code")),
-            task=repo.task_for_field(session, data.get("task_code")),
-            meta=data.get("metadata") or {}, correlation_id=str(uuid.uuid4()),
-            version=0, created_at=now, updated_at=now,
-        )
-        session.add(row)
-        session.flush()
-        started = catalogue.created_event("session", repo.session_state(row))
-        started = catalogue.PlannedEvent(
-            catalogue.event_type("session", "started"), started.changes,
-            {"reason": reason} if reason else {},
-        )
-        rows = append(session, repo.stream_of("session", row), [started], _in_session(ctx, row).meta(), now)
+        row, rows = apply_start(uow.session, data, ctx, clock, reason)
         uow.pending_dispatch.extend(r.id for r in rows)
         uow.commit()
         return _resource(row)
 
 
+def apply_transition(session: Session, key: str, suffix: str, ctx: ChangeContext,
+                     clock: Clock) -> tuple[AgentSession, list[Event]]:
+    """Resume or end inside the caller's transaction; ending an ended session is a conflict."""
+    row = repo.find_session(session, key, lock=True)
+    if suffix == "ended" and row.status == "ended":
+        raise Conflict(f"session {key!r} has already ended", {"status": ["already ended"]})
+    before = repo.session_state(row)
+    now = clock()
+    if suffix == "ended":
+        row.status, row.ended_at = "ended", now
+    else:
+        row.status, row.resumed_at = "active", now
+    after = repo.session_state(row)
+    changes = {k: catalogue.change(before[k], v) for k, v in after.items() if before[k] != v}
+    planned = catalogue.PlannedEvent(catalogue.event_type("session", suffix), changes)
+    return row, append(session, repo.stream_of("session", row), [planned], _in_session(ctx, row).meta(), now)
+
+
 def _transition(key: str, suffix: str, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     with uow:
-        session = uow.session
-        row = repo.find_session(session, key, lock=True)
-        if suffix == "ended" and row.status == "ended":
-            raise Conflict(f"session {key!r} has already ended", {"status": ["already ended"]})
-        before = repo.session_state(row)
-        now = clock()
-        if suffix == "ended":
-            row.status, row.ended_at = "ended", now
-        else:
-            row.status, row.resumed_at = "active", now
-        after = repo.session_state(row)
-        changes = {k: catalogue.change(before[k], v) for k, v in after.items() if before[k] != v}
-        planned = catalogue.PlannedEvent(catalogue.event_type("session", suffix), changes)
-        rows = append(session, repo.stream_of("session", row), [planned], _in_session(ctx, row).meta(), now)
+        row, rows = apply_transition(uow.session, key, suffix, ctx, clock)
         uow.pending_dispatch.extend(r.id for r in rows)
         uow.commit()
         return _resource(row)

@@ -15,11 +15,11 @@ from app.domain import events as catalogue
 from app.domain.clock import Clock, iso
 from app.domain.entities import apply_patch, check_status_change
 from app.domain.errors import Conflict
+from app.services.context import ChangeContext
 from app.store import repositories as repo
 from app.store.event_store import Event, append
 from app.store.tables import Sprint, Task
 from app.store.uow import UnitOfWork
-from app.services.context import ChangeContext
 
 
 @dataclass(frozen=True)
@@ -93,23 +93,34 @@ def create(kind: Kind, data: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork
         return resource(kind, session, row)
 
 
+def apply_update(session: Session, kind: Kind, code: str, patch: dict[str, Any], ctx: ChangeContext,
+                 clock: Clock) -> tuple[Any, list[Event]]:
+    """The update inside the caller's transaction (the API's, or a rule run's): lock, diff, append.
+
+    Returns the row and the events; no events when nothing changed. The
+    caller commits, so a rule's effects land with its run record.
+    """
+    row = kind.find(session, code, lock=True)
+    ctx.check_version(row.version)
+    before = kind.state(row)
+    after = apply_patch(before, patch)
+    check_status_change(kind.name, before["status"], after["status"])
+    planned = catalogue.granular_events(kind.name, before, after)
+    if not planned:
+        return row, []
+    _write_fields(session, kind, row, {k: after[k] for k in patch if k in after})
+    return row, append(session, repo.stream_of(kind.name, row), planned, ctx.meta(), clock())
+
+
 def update(kind: Kind, code: str, patch: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
            clock: Clock) -> dict[str, Any]:
     """Apply a partial update; one event per granular change, none when nothing changed."""
     with uow:
-        session = uow.session
-        row = kind.find(session, code, lock=True)
-        ctx.check_version(row.version)
-        before = kind.state(row)
-        after = apply_patch(before, patch)
-        check_status_change(kind.name, before["status"], after["status"])
-        planned = catalogue.granular_events(kind.name, before, after)
-        if planned:
-            _write_fields(session, kind, row, {k: after[k] for k in patch if k in after})
-            now = clock()
-            _dispatch(uow, append(session, repo.stream_of(kind.name, row), planned, ctx.meta(), now))
+        row, rows = apply_update(uow.session, kind, code, patch, ctx, clock)
+        if rows:
+            _dispatch(uow, rows)
             uow.commit()
-        return resource(kind, session, row)
+        return resource(kind, uow.session, row)
 
 
 def delete(kind: Kind, code: str, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> None:
