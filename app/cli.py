@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.domain.clock import iso
 from app.domain.errors import DomainError
-from app.services import tokens
+from app.domain.retention import DEFAULT_BATCH_SIZE
+from app.domain.timeparse import parse_age
+from app.services import archive, archive_purge, tokens
 
 cli = AppGroup("orchestration", help="Operator commands for the orchestration service.")
 
@@ -27,3 +32,102 @@ def create_token(actor: str, role: str) -> None:
     except DomainError as exc:
         raise click.ClickException(exc.detail) from None
     click.echo(token)
+
+
+def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Reject a malformed age before any work starts."""
+    if value is not None:
+        try:
+            parse_age(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _echo_progress(progress: archive.Progress) -> None:
+    rate = f"{progress.rate:.0f} events/s" if progress.rate else "rate not measurable yet"
+    click.echo(f"... {progress.events} events, {progress.files} files ({rate})", err=True)
+
+
+def _cold_storage() -> archive.ColdStorage:
+    rt = _runtime()
+    try:
+        return archive.cold_storage(rt.settings, rt.engine)
+    except ValueError as exc:
+        raise click.ClickException(f"retention settings: {exc}") from None
+
+
+@cli.command("archive-events")
+@click.option("--older-than", callback=_age, help="Age like 90d or 12h (default: ORCH_RETENTION_ARCHIVE_AFTER).")
+@click.option("--dry-run", is_flag=True, help="Show per priority what would be archived and what is held.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="Events per archive file.")
+def archive_events(older_than: str | None, dry_run: bool, batch_size: int) -> None:
+    """Move events older than the age to gzip JSON Lines files under ARCHIVE_DIR; kept priorities stay."""
+    rt, cold = _runtime(), _cold_storage()
+    job = archive.ArchiveJob(older_than, batch_size, dry_run)
+    try:
+        report = archive.archive_events(job, cold, rt.uow(), rt.read_uow(), rt.clock, _echo_progress)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    if report.busy:
+        click.echo(archive.BUSY_MESSAGE, err=True)
+    elif report.plan is not None:
+        _echo_plan(report)
+    else:
+        _echo_archived(report)
+
+
+def _echo_plan(report: archive.ArchiveReport) -> None:
+    click.echo(f"dry run: hot events stamped before {iso(report.cutoff)}; nothing written")
+    click.echo(f"{'priority':<9}{'archive':>9}{'held':>9}")
+    for row in report.plan or []:
+        click.echo(f"{row.priority:<9}{row.archive:>9}{row.held:>9}" + ("  (kept forever)" if row.kept else ""))
+
+
+def _echo_archived(report: archive.ArchiveReport) -> None:
+    for path in report.discarded:
+        click.echo(f"discarded unfinished temporary file {path}", err=True)
+    for path in report.recovered:
+        click.echo(f"completed {path}, left by an interrupted run", err=True)
+    for path in report.rejected:
+        click.echo(f"set aside {path}.rejected: it does not match the rows it names", err=True)
+    click.echo(f"archived {report.events} events stamped before {iso(report.cutoff)} into "
+               f"{len(report.files) + len(report.recovered)} files ({report.streams} stream snapshots) "
+               f"in {report.seconds:.1f}s")
+
+
+@cli.command("purge-archived")
+@click.option("--older-than", callback=_age, help="Age like 365d (default: ORCH_RETENTION_DELETE_AFTER).")
+@click.option("--dry-run", is_flag=True, help="List the archive files that would be purged.")
+def purge_archived(older_than: str | None, dry_run: bool) -> None:
+    """Delete archived events past retention: their rows and their files, file by file."""
+    rt, cold = _runtime(), _cold_storage()
+    try:
+        report = archive_purge.purge_archived(older_than, dry_run, cold, rt.uow(), rt.read_uow(), rt.clock,
+                                              _echo_progress)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    if report.busy:
+        click.echo(archive.BUSY_MESSAGE, err=True)
+        return
+    for path in report.held:
+        click.echo(f"held {path}: missing, not matching its manifest, or holding a recent event", err=True)
+    for path in report.files:
+        click.echo(path)
+    verb = "would purge" if dry_run else "purged"
+    click.echo(f"{verb} {report.events} archived events stamped before {iso(report.cutoff)} "
+               f"in {len(report.files)} files")
+
+
+@cli.command("restore-archive")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore_archive(path: Path) -> None:
+    """Re-insert the events of an archive file (a copy from a backup), checked against its manifest."""
+    rt, cold = _runtime(), _cold_storage()
+    try:
+        report = archive_purge.restore_archive(path, cold, rt.uow(), rt.clock)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"restored {report.inserted} events from {path} as {report.path} "
+               f"({report.present} were still present)")

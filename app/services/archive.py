@@ -1,0 +1,185 @@
+"""Archiving: move old events to cold storage without ever losing or duplicating one.
+
+Per batch (DESIGN §3 "Archive without loss"): select the next eligible hot
+events in id order → write the file under a temporary name → fsync → rename
+→ re-read and verify → one transaction: manifest, snapshots of the affected
+streams, rows marked ``archived_at``, rollup counts moved. Every step before
+the commit leaves either nothing or a published file without a manifest;
+the next run discards temporary files and verifies and completes such files
+before archiving anything new.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from app.config import Settings
+from app.domain.clock import Clock
+from app.domain.errors import Conflict
+from app.domain.hashing import event_hash
+from app.domain.retention import DEFAULT_BATCH_SIZE, PriorityTally, RetentionPolicy, tally
+from app.store import archive_files, archive_lock, archive_rows
+from app.store.uow import UnitOfWork
+
+BUSY_MESSAGE = "another archive job is running; this one did nothing"
+
+
+@dataclass(frozen=True)
+class ColdStorage:
+    """Where archive files live, the retention policy, and the lock that keeps archive jobs one at a time."""
+
+    root: Path
+    policy: RetentionPolicy
+    lock: Callable[[], AbstractContextManager[bool]]
+
+
+def cold_storage(settings: Settings, engine: Engine) -> ColdStorage:
+    """Build the archive wiring from configuration (CONTRACT §7)."""
+    policy = RetentionPolicy.from_config(settings.retention_archive_after, settings.retention_delete_after,
+                                         settings.retention_keep_priorities)
+    root = Path(settings.archive_dir)
+    return ColdStorage(root, policy, lambda: archive_lock.exclusive(engine, root))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Counts so far in a long run, for an operator watching it."""
+
+    events: int
+    files: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float | None:
+        """Events per second, when any time has passed."""
+        return self.events / self.elapsed if self.elapsed > 0 else None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class ArchiveJob:
+    older_than: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    dry_run: bool = False
+
+
+@dataclass
+class ArchiveReport:
+    """What a run did (or, in a dry run, would do)."""
+
+    cutoff: datetime
+    busy: bool = False
+    plan: list[PriorityTally] | None = None
+    events: int = 0
+    files: list[str] = field(default_factory=list)
+    streams: int = 0
+    recovered: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def archive_events(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader: UnitOfWork, clock: Clock,
+                   progress: ProgressCallback | None = None) -> ArchiveReport:
+    """Archive every eligible event; a second concurrent run returns at once with ``busy``."""
+    report = ArchiveReport(cutoff=cold.policy.archive_cutoff(clock(), job.older_than))
+    if job.dry_run:
+        with reader:
+            report.plan = tally(cold.policy, archive_rows.hot_counts(reader.session, report.cutoff))
+        return report
+    started = time.monotonic()
+    with cold.lock() as acquired:
+        if not acquired:
+            report.busy = True
+            return report
+        _recover(cold, uow, reader, clock, report)
+        _archive_batches(job, cold, uow, reader, clock, report, progress or (lambda _p: None))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _archive_batches(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader: UnitOfWork, clock: Clock,
+                     report: ArchiveReport, progress: ProgressCallback) -> None:
+    started, after = time.monotonic(), 0
+    while True:
+        with reader:
+            rows = archive_rows.eligible_batch(reader.session, report.cutoff, cold.policy.keep_priorities,
+                                               after, job.batch_size)
+            archived_at = clock()
+            lines = [archive_rows.archive_line(row, archived_at) for row in rows]
+        if not lines:
+            return
+        path, digest = _write_file(cold.root, lines)
+        report.streams += _commit(uow, path, lines, digest, clock())
+        report.events += len(lines)
+        report.files.append(path)
+        after = lines[-1]["id"]
+        progress(Progress(report.events, len(report.files), time.monotonic() - started))
+
+
+def _write_file(root: Path, lines: list[dict[str, Any]]) -> tuple[str, str]:
+    """Publish the batch's file and prove it reads back; returns (relative path, SHA-256)."""
+    path = archive_files.path_for(lines)
+    payload = archive_files.encode(lines)
+    digest = archive_files.sha256(payload)
+    target = root / path
+    temp = archive_files.write_temp(target, payload)
+    archive_files.publish(temp, target)
+    archive_files.verify(target, [line["id"] for line in lines], digest)
+    return path, digest
+
+
+def _commit(uow: UnitOfWork, path: str, lines: list[dict[str, Any]], digest: str, now: datetime) -> int:
+    """The one transaction that makes a published file count: manifest, snapshots, marks, rollups."""
+    with uow:
+        archive_rows.record_archive(uow.session, path, lines, digest, now)
+        streams = archive_rows.mark_archived(uow.session, lines, now)
+        uow.commit()
+    return streams
+
+
+def _recover(cold: ColdStorage, uow: UnitOfWork, reader: UnitOfWork, clock: Clock, report: ArchiveReport) -> None:
+    """Finish what an interrupted run left: temporary files are redone, published ones completed."""
+    report.discarded = [str(p.relative_to(cold.root)) for p in archive_files.discard_temp_files(cold.root)]
+    published = archive_files.published_files(cold.root)
+    with reader:
+        known = set(archive_rows.manifests_for(reader.session, published))
+    for path in (p for p in published if p not in known):
+        try:
+            lines, digest = _orphan_lines(cold.root, path, reader)
+            report.streams += _commit(uow, path, lines, digest, clock())
+        except (archive_files.CorruptArchive, Conflict):
+            archive_files.reject(cold.root / path)
+            report.rejected.append(path)
+            continue
+        report.recovered.append(path)
+        report.events += len(lines)
+
+
+def _orphan_lines(root: Path, path: str, reader: UnitOfWork) -> tuple[list[dict[str, Any]], str]:
+    """A published file without a manifest is trusted only if it is exactly the hot rows it names."""
+    lines, digest = archive_files.read(root / path)
+    if not lines or archive_files.path_for(lines) != path:
+        raise archive_files.CorruptArchive(f"{path}: its name does not match its events")
+    if any(event_hash(line) != line["hash"] for line in lines):
+        raise archive_files.CorruptArchive(f"{path}: an event's hash does not recompute")
+    with reader:
+        rows = archive_rows.rows_by_ids(reader.session, [line["id"] for line in lines])
+        same = all(
+            (row := rows.get(line["id"])) is not None and row.archived_at is None
+            and (row.event_id, row.hash) == (line["event_id"], line["hash"])
+            for line in lines
+        )
+    if not same:
+        raise Conflict(f"{path}: its events are not the hot rows it names")
+    return lines, digest
