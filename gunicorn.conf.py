@@ -11,5 +11,6 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"  # threads keep Server-Sent Events streams from starving the pool
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 60
+graceful_timeout = 10
 accesslog = "-"
 preload_app = False

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_smorest import Api
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api import errors
 
@@ -34,10 +35,13 @@ def init_api(app: Flask) -> None:
     )
     api = OrchestrationApi(app)
     from app.api import events, health, sessions, tracked
+    from app.api import replay
+    from app.api import aggregation
 
-    for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, health.blp):
+    for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, health.blp):
         api.register_blueprint(blp)
     app.before_request(_bind_request_ids)
+    app.before_request(_refuse_oversized_bodies)
     app.after_request(_echo_request_ids)
 
 
@@ -48,6 +52,13 @@ def _bind_request_ids() -> None:
         g.correlation_id = str(uuid.UUID(given))
     except ValueError:
         g.correlation_id = str(uuid.uuid4())
+
+
+def _refuse_oversized_bodies() -> None:
+    """Refuse a declared oversize body before authenticating or reading it."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and limit is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
 
 
 def _echo_request_ids(response: Response) -> Response:

@@ -1,0 +1,69 @@
+"""Fixtures that start the real processes (gunicorn) against a migrated PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        try:
+            if requests.get(f"{base}/api/orchestration/health", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{base} did not become healthy")
+
+
+def cli_token(env: dict[str, str], role: str = "admin", actor: str = "user:e2e") -> str:
+    result = subprocess.run(
+        [str(BIN / "flask"), "--app", "app", "orchestration", "create-token", "--actor", actor, "--role", role],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
+    )
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def gunicorn_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """(base URL, environment) of a real gunicorn serving the app on PostgreSQL."""
+    from tests.support import wipe
+    from sqlalchemy import create_engine
+
+    engine = create_engine(pg_url)
+    wipe(engine)
+    engine.dispose()
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": pg_url, "PORT": str(port), "ARCHIVE_DIR": str(tmp_path / "archive"),
+           "ORCH_BROKER_DIR": str(tmp_path / "broker"), "ORCH_DISPATCH_AFTER_COMMIT": "0"}
+    process = subprocess.Popen([str(BIN / "gunicorn"), "app:create_app()"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base, process)
+        yield base, env
+    finally:
+        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+        process.wait(30)
