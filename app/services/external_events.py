@@ -11,11 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from app.domain import events as catalogue
 from app.domain.clock import Clock
 from app.domain.errors import Invalid, NotFound
+from app.services.context import ChangeContext
 from app.store import repositories as repo
 from app.store.event_store import append, envelope
 from app.store.tables import Event
 from app.store.uow import UnitOfWork
-from app.services.context import ChangeContext
 
 FINDERS = {"sprint": repo.find_sprint, "task": repo.find_task, "session": repo.find_session}
 

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.domain.clock import iso
 from app.domain.entities import TASK_STATUSES
 from app.domain.errors import Invalid, NotFound
-from app.domain.clock import iso
 from app.store.event_store import StreamRef
 from app.store.tables import AgentSession, Sprint, Task
 

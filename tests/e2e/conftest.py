@@ -49,8 +49,9 @@ def cli_token(env: dict[str, str], role: str = "admin", actor: str = "user:e2e")
 @pytest.fixture
 def gunicorn_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """(base URL, environment) of a real gunicorn serving the app on PostgreSQL."""
-    from tests.support import wipe
     from sqlalchemy import create_engine
+
+    from tests.support import wipe
 
     engine = create_engine(pg_url)
     wipe(engine)
