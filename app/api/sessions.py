@@ -33,7 +33,7 @@ def start_session(data: dict[str, Any]) -> Any:
 @blp.response(200, s.page_of(s.SessionOut))
 def list_sessions(args: dict[str, Any]) -> dict[str, Any]:
     """Sessions, oldest first."""
-    chosen = {k: args[k] for k in ("agent_id", "status", "sprint_code") if k in args}
+    chosen: dict[str, Any] = {k: args[k] for k in ("agent_id", "status", "sprint_code") if k in args}
     items, last = sessions.list_page(chosen, decode_cursor(args["after"]), args["limit"], read_uow())
     return {"items": items, "next": encode_cursor(last) if last else None}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from app.store.event_store import append, envelope
 from app.store.tables import Event
 from app.store.uow import UnitOfWork
 
-FINDERS = {"sprint": repo.find_sprint, "task": repo.find_task, "session": repo.find_session}
+FINDERS: dict[str, Callable[..., Any]] = {"sprint": repo.find_sprint, "task": repo.find_task, "session": repo.find_session}
 
 
 def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
