@@ -59,16 +59,21 @@ def purge_archived(older_than: str | None, dry_run: bool, cold: ColdStorage, uow
             due = [(m.id, m.path, m.sha256, m.event_count) for m in
                    archive_rows.due_for_purge(reader.session, report.cutoff)]
         for manifest_id, path, digest, count in due:
-            lines = _checked_lines(cold.root / path, digest, count, report.cutoff)
-            if lines is None:
-                report.held.append(path)
-                continue
-            report.events += count if dry_run else _purge_file(uow, cold.root, manifest_id, lines, clock())
-            report.files.append(path)
+            _purge_one(cold.root, manifest_id, path, _checked_lines(cold.root / path, digest, count, report.cutoff),
+                       uow, clock, report)
             if progress:
                 progress(Progress(report.events, len(report.files), time.monotonic() - started))
     report.seconds = time.monotonic() - started
     return report
+
+
+def _purge_one(root: Path, manifest_id: int, path: str, lines: list[dict[str, Any]] | None, uow: UnitOfWork,
+               clock: Clock, report: PurgeReport) -> None:
+    if lines is None:
+        report.held.append(path)
+        return
+    report.events += len(lines) if report.dry_run else _purge_file(uow, root, manifest_id, lines, clock())
+    report.files.append(path)
 
 
 def _checked_lines(path: Path, digest: str, count: int, cutoff: datetime) -> list[dict[str, Any]] | None:
