@@ -106,10 +106,19 @@ def append(
     take_commit_order_lock(session)
     session.add_all(rows)
     session.flush()
+    if row is not None:
+        _snapshot_if_due(session, stream, version, row.version, now)
     if dispatch:
         session.add_all(OutboxEntry(event_id=r.id, created_at=now) for r in rows)
     _count_in_rollups(session, rows)
     return rows
+
+
+def _snapshot_if_due(session: Session, stream: StreamRef, before: int, after: int, now: datetime) -> None:
+    """Every N events of a stream, a snapshot in the same transaction (N: ``snapshots.SNAPSHOT_EVERY``)."""
+    from app.store import snapshots  # imported here: snapshots builds on this module's envelope()
+
+    snapshots.take_if_due(session, stream.entity_type, stream.entity_id, before, after, now)
 
 
 def _row(envelope: dict[str, Any], digest: str, now: datetime, depth: int) -> Event:

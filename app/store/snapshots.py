@@ -1,9 +1,10 @@
 """Snapshots: an entity's folded state at a sequence, so reconstruction need not
 read (or still have) every event before it.
 
-Written every N events of a stream and by the archiver for each stream whose
-events it archives; a snapshot records the hash of its last event, so chain
-validation can start from it once older events are purged.
+Written every N events of a stream (in the append's transaction, see
+``take_if_due``) and by the archiver for each stream whose events it archives;
+a snapshot records the hash of its last event, so chain validation can start
+from it once older events are purged.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain.fold import fold
+from app.domain.clock import iso
+from app.domain.history import replay, states
 from app.store.event_store import envelope
 from app.store.tables import Event, Snapshot
+
+# ``Session.info`` key: how many events of a stream between snapshots (0 turns them off).
+SNAPSHOT_EVERY = "snapshot_every"
+DEFAULT_SNAPSHOT_EVERY = 50
 
 
 def latest(session: Session, entity_type: str, entity_id: int, *, at: datetime | None = None,
@@ -28,6 +34,13 @@ def latest(session: Session, entity_type: str, entity_id: int, *, at: datetime |
     if max_sequence is not None:
         stmt = stmt.where(Snapshot.sequence <= max_sequence)
     return session.scalars(stmt.order_by(Snapshot.sequence.desc()).limit(1)).first()
+
+
+def at_sequence(session: Session, entity_type: str, entity_id: int, sequence: int) -> Snapshot | None:
+    return session.scalars(
+        select(Snapshot).where(Snapshot.entity_type == entity_type, Snapshot.entity_id == entity_id,
+                               Snapshot.sequence == sequence)
+    ).first()
 
 
 def stream_events(session: Session, entity_type: str, entity_id: int, *, after_sequence: int = 0,
@@ -43,7 +56,7 @@ def stream_events(session: Session, entity_type: str, entity_id: int, *, after_s
         stmt = stmt.where(Event.emitted_at <= at)
     if max_sequence is not None:
         stmt = stmt.where(Event.sequence <= max_sequence)
-    return [envelope(e) for e in session.scalars(stmt.order_by(Event.sequence))]
+    return [envelope(e) for e in session.scalars(stmt.order_by(Event.sequence, Event.id))]
 
 
 def take(session: Session, entity_type: str, entity_id: int, upto_sequence: int, now: datetime) -> Snapshot | None:
@@ -51,10 +64,7 @@ def take(session: Session, entity_type: str, entity_id: int, upto_sequence: int,
 
     Idempotent: an existing snapshot at that sequence is returned as it is.
     """
-    existing = session.scalars(
-        select(Snapshot).where(Snapshot.entity_type == entity_type, Snapshot.entity_id == entity_id,
-                               Snapshot.sequence == upto_sequence)
-    ).first()
+    existing = at_sequence(session, entity_type, entity_id, upto_sequence)
     if existing is not None:
         return existing
     base = latest(session, entity_type, entity_id, max_sequence=upto_sequence)
@@ -62,7 +72,7 @@ def take(session: Session, entity_type: str, entity_id: int, upto_sequence: int,
                            max_sequence=upto_sequence)
     if not events:
         return base
-    state = fold(events, dict(base.state) if base else None)
+    state = replay(events, dict(base.state) if base else None)
     if state is None:
         return None
     last = events[-1]
@@ -76,6 +86,16 @@ def take(session: Session, entity_type: str, entity_id: int, upto_sequence: int,
     return snapshot
 
 
+def take_if_due(session: Session, entity_type: str, entity_id: int, before: int, after: int,
+                now: datetime) -> Snapshot | None:
+    """After an append moved a stream from version ``before`` to ``after``: snapshot the
+    last multiple of N it crossed (at most one per append), N from ``Session.info``."""
+    every = int(session.info.get(SNAPSHOT_EVERY, DEFAULT_SNAPSHOT_EVERY))
+    if every <= 0 or after // every == before // every:
+        return None
+    return take(session, entity_type, entity_id, after // every * every, now)
+
+
 def state_at(session: Session, entity_type: str, entity_id: int,
              at: datetime | None = None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(state, last event applied) at ``at`` (inclusive), from the newest usable snapshot.
@@ -85,10 +105,24 @@ def state_at(session: Session, entity_type: str, entity_id: int,
     """
     base = latest(session, entity_type, entity_id, at=at)
     events = stream_events(session, entity_type, entity_id, after_sequence=base.sequence if base else 0, at=at)
-    state = fold(events, dict(base.state) if base else None)
+    state = replay(events, dict(base.state) if base else None)
     if events:
         return state, events[-1]
     if base is None:
         return None, None
-    return state, {"sequence": base.sequence, "timestamp": base.as_of.isoformat(timespec="microseconds"),
+    return state, {"sequence": base.sequence, "timestamp": iso(base.as_of),
                    "event_id": base.last_event_id, "hash": base.last_hash}
+
+
+def states_between(session: Session, entity_type: str, entity_id: int, first: int,
+                   last: int) -> dict[int, dict[str, Any] | None]:
+    """The state right after each sequence in ``first..last``, starting from the newest
+    snapshot before ``first``: one page of history costs one page of folding."""
+    base = latest(session, entity_type, entity_id, max_sequence=first - 1)
+    start = base.sequence if base else 0
+    events = stream_events(session, entity_type, entity_id, after_sequence=start, max_sequence=last)
+    return {
+        event["sequence"]: state
+        for event, state in states(events, dict(base.state) if base else None)
+        if event["sequence"] >= first
+    }

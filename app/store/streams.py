@@ -1,0 +1,89 @@
+"""Streams as integrity checking and replay read them: who owns a correlation id,
+where each stream's row says it ends, and every event of a chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain.integrity import Head
+from app.store.event_queries import correlation_condition
+from app.store.event_store import envelope
+from app.store.tables import AgentSession, Event, Signal, Sprint, Task
+
+STREAM_MODELS: dict[str, Any] = {"sprint": Sprint, "task": Task, "session": AgentSession}
+CODE_COLUMNS = {"sprint": "sprint_code", "task": "task_code", "session": "session_key"}
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    """An entity row seen as a stream: its reference and where it says the stream ends."""
+
+    entity: dict[str, Any]
+    head: Head
+
+
+def _stream_row(entity_type: str, row: Any) -> StreamRow:
+    code = getattr(row, CODE_COLUMNS[entity_type], None) if entity_type in CODE_COLUMNS else None
+    return StreamRow({"type": entity_type, "id": row.id, "code": code}, Head(row.version or 0, row.last_hash))
+
+
+def owner(session: Session, correlation_id: str) -> StreamRow | None:
+    """The entity whose own stream this correlation id is, if any."""
+    for entity_type, model in STREAM_MODELS.items():
+        row = session.scalars(select(model).where(model.correlation_id == correlation_id)).unique().first()
+        if row is not None:
+            return _stream_row(entity_type, row)
+    signal = session.scalars(select(Signal).where(Signal.correlation_id == correlation_id)).first()
+    return _stream_row(signal.kind, signal) if signal is not None else None
+
+
+def stream_row(session: Session, entity_type: str, entity_id: int) -> StreamRow | None:
+    if entity_type in STREAM_MODELS:
+        row = session.get(STREAM_MODELS[entity_type], entity_id)
+    else:
+        row = session.scalars(select(Signal).where(Signal.id == entity_id, Signal.kind == entity_type)).first()
+    return _stream_row(entity_type, row) if row is not None else None
+
+
+def all_stream_rows(session: Session) -> dict[tuple[str, int], StreamRow]:
+    """Every entity row that has (or should have) a stream, keyed by (type, id)."""
+    found: dict[tuple[str, int], StreamRow] = {}
+    for entity_type, model in STREAM_MODELS.items():
+        code = getattr(model, CODE_COLUMNS[entity_type])
+        for row in session.execute(select(model.id, model.version, model.last_hash, code)):
+            found[(entity_type, row.id)] = _stream_row(entity_type, row)
+    for row in session.execute(select(Signal.id, Signal.kind, Signal.version, Signal.last_hash)):
+        found[(row.kind, row.id)] = _stream_row(row.kind, row)
+    return found
+
+
+def chain_events(session: Session, correlation_id: str) -> list[dict[str, Any]]:
+    """Every event of a correlation, archived ones included, oldest first."""
+    stmt = select(Event).where(correlation_condition(session, correlation_id)).order_by(Event.id)
+    return [envelope(e) for e in session.scalars(stmt)]
+
+
+def every_stream(session: Session) -> Iterator[tuple[tuple[str, int], list[dict[str, Any]]]]:
+    """Each stream's events in sequence order, one stream at a time, read in batches."""
+    stmt = (
+        select(Event)
+        .where(Event.sequence.is_not(None))
+        .order_by(Event.entity_type, Event.entity_id, Event.sequence, Event.id)
+        .execution_options(yield_per=BATCH)
+    )
+    rows = (envelope(e) for e in session.scalars(stmt))
+    for key, events in groupby(rows, key=lambda e: (e["entity"]["type"], e["entity"]["id"])):
+        yield key, list(events)
+
+
+def loose_events(session: Session) -> Iterator[dict[str, Any]]:
+    """Events outside any stream (``validation_failed``), in batches."""
+    stmt = select(Event).where(Event.sequence.is_(None)).order_by(Event.id).execution_options(yield_per=BATCH)
+    return (envelope(e) for e in session.scalars(stmt))
