@@ -12,7 +12,7 @@ from app.domain.clock import iso
 from app.domain.errors import DomainError
 from app.domain.retention import DEFAULT_BATCH_SIZE
 from app.domain.timeparse import parse_age
-from app.services import archive, archive_purge, tokens
+from app.services import archive, archive_purge, integrity, tokens
 
 cli = AppGroup("orchestration", help="Operator commands for the orchestration service.")
 
@@ -131,3 +131,30 @@ def restore_archive(path: Path) -> None:
         raise click.ClickException(exc.detail) from None
     click.echo(f"restored {report.inserted} events from {path} as {report.path} "
                f"({report.present} were still present)")
+
+
+VERIFY_SHOWN = 20
+
+
+@cli.command("verify-chain")
+@click.option("--correlation", "correlation_id", help="Validate the streams this correlation id touches.")
+@click.option("--all", "everything", is_flag=True, help="Validate every stream in the database.")
+def verify_chain(correlation_id: str | None, everything: bool) -> None:
+    """Check sequences and the hash chain; exit 1 naming the first broken event."""
+    if bool(correlation_id) == everything:
+        raise click.UsageError("give exactly one of --correlation UUID or --all")
+    rt = _runtime()
+    try:
+        report = (integrity.validate_all(rt.read_uow()) if everything
+                  else integrity.validate_event_chain(correlation_id or "", rt.read_uow()))
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    problems = report["problems"]
+    click.echo(f"{report['events']} events in {report['streams']} streams: "
+               f"{f'{len(problems)} problem(s)' if problems else 'valid'}")
+    for problem in problems[:VERIFY_SHOWN]:
+        click.echo(f"  {integrity.describe(problem)}")
+    if len(problems) > VERIFY_SHOWN:
+        click.echo(f"  … and {len(problems) - VERIFY_SHOWN} more")
+    if problems:
+        raise click.ClickException(f"chain broken; first broken event: {integrity.describe(problems[0])}")
