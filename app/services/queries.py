@@ -15,9 +15,10 @@ from app.store.uow import UnitOfWork
 Page = tuple[list[dict[str, Any]], int | None]
 
 
-def _page(uow: UnitOfWork, stmt: Select, after_id: int, limit: int) -> Page:  # type: ignore[type-arg]
-    """Oldest first by id; ids become visible in commit order, so ``id > cursor`` skips nothing."""
-    rows = list(uow.session.scalars(stmt.where(Event.id > after_id).order_by(Event.id).limit(limit + 1)))
+def _page(uow: UnitOfWork, stmt: Select, after_id: int, limit: int, *,  # type: ignore[type-arg]
+          fenced: bool = False) -> Page:
+    """One keyset page; one row more than asked tells whether there is a next page."""
+    rows = list(uow.session.scalars(q.keyset(stmt, after_id, limit + 1, fenced=fenced)))
     more = len(rows) > limit
     rows = rows[:limit]
     return [envelope(r) for r in rows], (rows[-1].id if more else None)
@@ -39,7 +40,7 @@ def get_event(event_id: int, uow: UnitOfWork) -> dict[str, Any]:
 def by_correlation(correlation_id: str, flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
     with uow:
         stmt = q.by_correlation(q.apply_filter(select(Event), flt), uow.session, correlation_id)
-        return _page(uow, stmt, after_id, limit)
+        return _page(uow, stmt, after_id, limit, fenced=True)
 
 
 def by_session(key: str, flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
@@ -57,5 +58,5 @@ def by_entity(entity_type: str, code: str, related: bool, flt: q.EventFilter, af
         if related:
             stmt = q.by_entity_chain(stmt, uow.session, entity_type, entity_id)
         else:
-            stmt = stmt.where(Event.entity_type == entity_type, Event.entity_id == entity_id)
-        return _page(uow, stmt, after_id, limit)
+            stmt = q.by_entity_stream(stmt, entity_type, entity_id)
+        return _page(uow, stmt, after_id, limit, fenced=True)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, type_coerce
+from sqlalchemy import Boolean, ColumnElement, Select, and_, exists, false, func, literal, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.store.tables import AgentSession, Event, Sprint, Task
 
@@ -31,11 +34,44 @@ class EventFilter:
     include_archived: bool = False
 
 
+class prefix_match(FunctionElement[bool]):
+    """``column`` starts with a literal prefix, case-sensitively on every backend.
+
+    PostgreSQL: ``LIKE 'prefix%'`` (served by a ``varchar_pattern_ops`` index
+    whatever the database collation). SQLite: ``GLOB 'prefix*'``, because its
+    ``LIKE`` ignores case. Build it with :func:`type_condition`.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    name = "prefix_match"
+    _is_implicitly_boolean = True
+
+
+@compiles(prefix_match)
+def _prefix_like(element: prefix_match, compiler: Any, **kw: Any) -> str:
+    column, like, _glob = element.clauses
+    return f"{compiler.process(column, **kw)} LIKE {compiler.process(like, **kw)} ESCAPE '\\'"
+
+
+@compiles(prefix_match, "sqlite")
+def _prefix_glob(element: prefix_match, compiler: Any, **kw: Any) -> str:
+    column, _like, glob = element.clauses
+    return f"{compiler.process(column, **kw)} GLOB {compiler.process(glob, **kw)}"
+
+
+def type_condition(column: Any, pattern: str) -> ColumnElement[bool]:
+    """An exact type, or a prefix ending in ``.*``; for the log and its rollups alike."""
+    if not pattern.endswith(".*"):
+        return column == pattern  # type: ignore[no-any-return]
+    prefix = pattern[:-1]
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    glob = "".join(f"[{c}]" if c in "*?[" else c for c in prefix) + "*"
+    return prefix_match(column, literal(like), literal(glob))
+
+
 def by_type(stmt: Select, pattern: str) -> Select:  # type: ignore[type-arg]
-    if pattern.endswith(".*"):
-        prefix = pattern[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return stmt.where(Event.type.like(prefix + "%", escape="\\"))
-    return stmt.where(Event.type == pattern)
+    return stmt.where(type_condition(Event.type, pattern))
 
 
 def by_actor(stmt: Select, actor: str) -> Select:  # type: ignore[type-arg]
@@ -100,7 +136,15 @@ def related_streams(session: Session, entity_type: str, entity_id: int) -> dict[
     return streams
 
 
-def by_entity_chain(stmt: Select, session: Session, entity_type: str, entity_id: int) -> Select:  # type: ignore[type-arg]
+def by_entity_stream(stmt: Select, entity_type: str, entity_id: int) -> Select:  # type: ignore[type-arg]
+    """One entity's own stream (``validation_failed`` events included)."""
+    return stmt.where(Event.entity_type == entity_type, Event.entity_id == entity_id)
+
+
+def by_entity_chain(stmt: Select, session: Session,  # type: ignore[type-arg]
+                    entity_type: str, entity_id: int) -> Select:  # type: ignore[type-arg]
+    """The entity and its related streams; ids are resolved first so the plan is a
+    union of index probes on ``(entity_type, entity_id)``."""
     conditions = [
         and_(Event.entity_type == kind, Event.entity_id.in_(sorted(ids)))
         for kind, ids in related_streams(session, entity_type, entity_id).items()
@@ -121,6 +165,24 @@ def apply_filter(stmt: Select, flt: EventFilter) -> Select:  # type: ignore[type
     return hot_only(stmt, flt.include_archived)
 
 
+def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False) -> Select:  # type: ignore[type-arg]
+    """Oldest first by id, after ``after_id``; ids become visible in commit order,
+    so ``id > cursor`` skips nothing.
+
+    ``fenced`` is for scopes made of several index probes (a correlation, an
+    entity chain): their matching ids are gathered first (a materialized CTE),
+    then the page is taken from them. Without the fence the planner may walk the
+    whole log in id order hoping to meet ``limit`` matches early; with it a page
+    costs the size of the scope, never the size of the log.
+    """
+    stmt = stmt.where(Event.id > after_id)
+    if not fenced:
+        return stmt.order_by(Event.id).limit(limit)
+    scope = stmt.with_only_columns(Event.id).cte("scope").prefix_with("MATERIALIZED")
+    first = select(scope.c.id).order_by(scope.c.id).limit(limit)
+    return select(Event).where(Event.id.in_(first)).order_by(Event.id)
+
+
 def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
     """Any entity ever created, deleted ones included: their history stays readable."""
     model, column = {
@@ -128,8 +190,13 @@ def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
         "task": (Task, Task.task_code),
         "session": (AgentSession, AgentSession.session_key),
     }.get(entity_type, (None, None))
-    if model is None or column is None:
-        return session.scalar(
-            select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code).limit(1)
+    if model is not None and column is not None:
+        return session.scalar(select(model.id).where(column == code))  # type: ignore[attr-defined]
+    by_code = session.scalar(
+        select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code).limit(1)
+    )
+    if by_code is None and code.isdigit():
+        return session.scalar(  # entities without a code (notifications, alerts) are named by id
+            select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_id == int(code)).limit(1)
         )
-    return session.scalar(select(model.id).where(column == code))  # type: ignore[attr-defined]
+    return by_code

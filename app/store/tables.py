@@ -117,6 +117,8 @@ class Event(Base):
             postgresql_ops={"correlation_chain": "jsonb_path_ops"},
         ),
         Index("ix_events_archived_at_id", "archived_at", "id"),
+        Index("ix_events_session_key_id", "session_key", "id"),
+        Index("ix_events_entity_code_id", "entity_code", "id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)

@@ -1,0 +1,109 @@
+"""Exact event counts at a cost that does not grow with the events in range.
+
+``orchestration_event_rollups`` holds per-hour counts by (type, actor,
+entity_type, archived), written in the same transaction as the events they
+count (``event_store.add_to_rollups``), so every hour, the current one too, is
+exact the moment it commits. A count over ``[from, to)`` therefore reads:
+
+* the whole hours inside the range from the rollups (rows = hours × distinct
+  type/actor/entity-type combinations, independent of the number of events);
+* the partial hour at each edge (at most two) from the log itself, through the
+  ``emitted_at`` index.
+
+Filters the rollups do not carry (``entity_code``, ``session_key``) and minute
+buckets fall back to one grouped count over the filtered log rows; those
+filters are selective and index-backed, and minute timelines are bounded to
+seven days (``app.domain.buckets.MAX_BUCKETS``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, func, select
+from sqlalchemy.orm import Session
+
+from app.domain.buckets import LABEL_FORMATS, split_hours
+from app.store.event_queries import EventFilter, apply_filter, type_condition
+from app.store.tables import Event, EventRollup
+
+DIMENSIONS = ("type", "actor", "entity_type")
+ROLLUP_UNITS = ("hour", "day")
+# LABEL_FORMATS (strftime, as SQLite renders them) in PostgreSQL's to_char syntax.
+PG_LABEL_FORMATS = {"minute": 'YYYY-MM-DD"T"HH24:MI', "hour": 'YYYY-MM-DD"T"HH24', "day": "YYYY-MM-DD"}
+
+Counts = Counter[tuple[str, ...]]
+
+
+def counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Counts:
+    """Events matching ``flt`` grouped by ``keys`` (dimensions and/or a time unit label)."""
+    if not rollups_answer(flt, keys):
+        return raw_counts(session, flt, keys)
+    split = split_hours(flt.start, flt.end)
+    total: Counts = Counter()
+    for start, end in split.raw:
+        total.update(raw_counts(session, dataclasses.replace(flt, start=start, end=end), keys))
+    if split.whole is not None:
+        total.update(rollup_counts(session, flt, split.whole, keys))
+    return total
+
+
+def rollups_answer(flt: EventFilter, keys: tuple[str, ...]) -> bool:
+    """Rollups carry type, actor, entity type and the archived flag, per hour."""
+    coarse = all(k in DIMENSIONS or k in ROLLUP_UNITS for k in keys)
+    return coarse and flt.entity_code is None and flt.session_key is None
+
+
+def raw_counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Counts:
+    """One grouped count over the filtered log rows."""
+    columns = _group_columns(session, Event, Event.emitted_at, keys)
+    stmt = apply_filter(select(*columns, func.count()).select_from(Event), flt)
+    return _collect(session, stmt.group_by(*columns))
+
+
+def rollup_counts(session: Session, flt: EventFilter, hours: tuple[datetime | None, datetime | None],
+                  keys: tuple[str, ...]) -> Counts:
+    """Whole hours ``[lo, hi)`` (either side may be open) from the rollups."""
+    columns = _group_columns(session, EventRollup, EventRollup.bucket_start, keys)
+    stmt = select(*columns, func.sum(EventRollup.count)).select_from(EventRollup)
+    return _collect(session, _rollup_filter(stmt, flt, hours).group_by(*columns))
+
+
+def _rollup_filter(stmt: Select, flt: EventFilter,  # type: ignore[type-arg]
+                   hours: tuple[datetime | None, datetime | None]) -> Select:  # type: ignore[type-arg]
+    lo, hi = hours
+    if lo is not None:
+        stmt = stmt.where(EventRollup.bucket_start >= lo)
+    if hi is not None:
+        stmt = stmt.where(EventRollup.bucket_start < hi)
+    if flt.type:
+        stmt = stmt.where(type_condition(EventRollup.type, flt.type))
+    if flt.actor:
+        stmt = stmt.where(EventRollup.actor == flt.actor)
+    if flt.entity_type:
+        stmt = stmt.where(EventRollup.entity_type == flt.entity_type)
+    if not flt.include_archived:
+        stmt = stmt.where(EventRollup.archived == false())
+    return stmt
+
+
+def _group_columns(session: Session, model: Any, moment: Any, keys: tuple[str, ...]) -> list[ColumnElement[Any]]:
+    return [getattr(model, k) if k in DIMENSIONS else time_label(session, moment, k) for k in keys]
+
+
+def time_label(session: Session, moment: Any, unit: str) -> ColumnElement[str]:
+    """The UTC bucket of ``moment`` as text in ``LABEL_FORMATS[unit]``."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", moment), PG_LABEL_FORMATS[unit])
+    return func.strftime(LABEL_FORMATS[unit], moment)
+
+
+def _collect(session: Session, stmt: Select) -> Counts:  # type: ignore[type-arg]
+    found: Counts = Counter()
+    for *key, n in session.execute(stmt):
+        if n:
+            found[tuple(key)] += int(n)
+    return found
