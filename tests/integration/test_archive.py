@@ -19,8 +19,7 @@ from sqlalchemy import func, select
 
 from app.domain.clock import iso
 from app.domain.hashing import event_hash
-from app.services import archive, archive_purge
-from app.store.snapshots import state_at
+from app.services import archive, archive_purge, integrity, replay
 from app.store.tables import ArchiveManifest, EventRollup, Snapshot
 from tests.support import Api
 
@@ -184,7 +183,7 @@ def test_include_archived_returns_hot_and_archived_events_in_one_order(api: Api,
     assert_chains_valid(both)
 
 
-def test_reconstruction_gives_the_same_answers_after_archiving_and_from_the_boundary_on_after_purging(
+def test_reconstruction_and_chain_validation_give_the_same_answers_across_the_archive_boundary(
         api: Api, runtime: Any) -> None:
     with freeze_time(days_ago(400)):
         task = api.create_task("T-HIST", priority="P2")
@@ -194,18 +193,21 @@ def test_reconstruction_gives_the_same_answers_after_archiving_and_from_the_boun
         api.update_task("T-HIST", status="completed", progress=100)
     instants = [days_ago(400), days_ago(390), days_ago(380), days_ago(10), NOW]
 
-    def answers() -> list[Any]:
-        with runtime.read_uow() as uow:
-            return [state_at(uow.session, "task", task["id"], at)[0] for at in instants]
+    def answers(since: int = 0) -> list[dict[str, Any]]:
+        return [replay.reconstruct_state("task", task["id"], at, runtime.read_uow()) for at in instants[since:]]
 
-    before = answers()
+    def chain() -> dict[str, Any]:
+        return integrity.validate_event_chain(task["correlation_id"], runtime.read_uow())
+
+    before, valid = answers(), chain()
     with freeze_time(NOW):
         run_archive(runtime)
-        assert answers() == before
+        assert answers() == before and chain() == valid
         assert run_purge(runtime).events == 3
 
     assert codes(api.events(include_archived="true")) == {"T-HIST"}
-    assert answers()[2:] == before[2:]
+    assert answers(since=2) == before[2:]
+    assert chain()["valid"] and valid["valid"]
     assert before[-1]["status"] == "completed" and before[2]["assignee"] == "agent:coder"
 
 
