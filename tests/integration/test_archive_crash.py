@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from freezegun import freeze_time
 
-from app.services import archive
+from app.services import archive, integrity
 from app.store import archive_files, archive_rows
 from tests.integration.test_archive import (
     NOW,
@@ -87,6 +87,7 @@ def test_a_run_that_crashes_mid_batch_is_completed_by_the_next_run_without_loss_
     assert sorted(filed) == archived_ids
     assert files_on_disk(runtime) == sorted(m.path for m in manifests(runtime))
     assert_chains_valid(after)
+    assert integrity.validate_all(runtime.read_uow())["valid"]
     assert_rollups_match(runtime, after)
 
 
