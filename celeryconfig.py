@@ -1,0 +1,44 @@
+"""Celery settings, lowercase (``app.config_from_object("celeryconfig")``).
+
+The broker URL and its transport options come from ``Settings`` through
+``app.relay.broker_config``, so the web process (which publishes) and the
+worker agree on them, including the shared folders of ``filesystem://``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.config import Settings
+from app.relay import SWEEP, broker_config, state_dir
+
+_settings = Settings.from_env()
+_broker = broker_config(_settings)
+
+broker_url = _broker["broker_url"]
+broker_transport_options = _broker["broker_transport_options"]
+broker_connection_retry_on_startup = True
+
+# JSON only: messages carry ids, never pickled objects.
+task_serializer = "json"
+accept_content = ["json"]
+result_serializer = "json"
+task_ignore_result = True
+
+# At least once: acknowledge after the job ran, requeue when its process died.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+
+# Well under the Redis visibility timeout (an hour), so a slow job is never handed to a second worker.
+task_soft_time_limit = 120
+task_time_limit = 180
+
+timezone = "UTC"
+enable_utc = True
+
+_SWEEP_EVERY = 5.0  # seconds; a missed dispatch waits at most this plus ORCH_OUTBOX_SWEEP_AFTER
+beat_schedule = {
+    "outbox-sweep": {"task": SWEEP, "schedule": _SWEEP_EVERY, "options": {"expires": _SWEEP_EVERY * 2}},
+}
+beat_schedule_filename = str(Path(state_dir(_settings, "beat")) / "celerybeat-schedule")

@@ -13,6 +13,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     flask_app = Flask(__name__)
     runtime = Runtime.build(settings)
+    if settings.dispatch_after_commit:
+        from app.relay import Relay
+
+        runtime.dispatcher = Relay(settings)
     flask_app.extensions["orchestration"] = runtime
     flask_app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length)
 

@@ -34,6 +34,9 @@ class Settings:
     causation_depth_limit: int = 5
     dispatch_after_commit: bool = True
     sql_echo: bool = False
+    automation_modules: tuple[str, ...] = ()
+    automation_max_retries: int = 8
+    outbox_sweep_after: float = 5.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -66,6 +69,13 @@ class Settings:
             ),
             dispatch_after_commit=env.get("ORCH_DISPATCH_AFTER_COMMIT", "1") != "0",
             sql_echo=env.get("ORCH_SQL_ECHO", "0") == "1",
+            automation_modules=tuple(
+                m.strip() for m in env.get("ORCH_AUTOMATION_MODULES", "").split(",") if m.strip()
+            ),
+            automation_max_retries=int(
+                env.get("ORCH_AUTOMATION_MAX_RETRIES", base.automation_max_retries)
+            ),
+            outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
         )
 
     @property

@@ -37,8 +37,9 @@ def init_api(app: Flask) -> None:
     from app.api import events, health, sessions, tracked
     from app.api import replay
     from app.api import aggregation
+    from app.api import rules
 
-    for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, health.blp):
+    for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp):
         api.register_blueprint(blp)
     app.before_request(_bind_request_ids)
     app.before_request(_refuse_oversized_bodies)

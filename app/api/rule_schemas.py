@@ -1,0 +1,115 @@
+"""Schemas of the ``/rules`` endpoints: structure here, rule semantics in ``app.domain.rules``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from app.api.schemas import EventOut, PageArgs
+from app.domain.rules import OPERATORS
+from app.services.rules_admin import RUN_STATUSES
+
+RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+
+
+class EventRef(fields.Field):
+    """An event named by its ``id`` (integer) or its ``event_id`` (UUID)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            raise ValidationError("an event id (integer) or event_id (UUID)") from None
+
+
+class ConditionIn(Schema):
+    path = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    op = fields.String(required=True, validate=validate.OneOf(OPERATORS))
+    value = fields.Raw(allow_none=True)
+
+
+class TriggerIn(Schema):
+    type = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    conditions = fields.List(fields.Nested(ConditionIn), load_default=list)
+
+
+class ActionIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    params = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class RuleCreate(Schema):
+    name = fields.String(required=True, validate=validate.Regexp(RULE_NAME, error=f"must match {RULE_NAME}"))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    trigger = fields.Nested(TriggerIn, required=True)
+    action = fields.Nested(ActionIn, required=True)
+    enabled = fields.Boolean(load_default=True)
+
+
+class RulePatch(Schema):
+    name = fields.String(validate=validate.Regexp(RULE_NAME, error=f"must match {RULE_NAME}"))
+    description = fields.String(validate=validate.Length(max=2000))
+    trigger = fields.Nested(TriggerIn)
+    action = fields.Nested(ActionIn)
+    enabled = fields.Boolean()
+
+
+class RuleQuery(PageArgs):
+    enabled = fields.Boolean()
+    builtin = fields.Boolean()
+
+
+class RunQuery(PageArgs):
+    rule_id = fields.Integer(validate=validate.Range(min=1))
+    event_id = EventRef()
+    status = fields.String(validate=validate.OneOf(RUN_STATUSES))
+
+
+class DryRunBody(Schema):
+    event_id = EventRef(required=True)
+
+
+class RuleOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String()
+    trigger = fields.Dict()
+    action = fields.Dict()
+    enabled = fields.Boolean()
+    builtin = fields.Boolean()
+    created_at = fields.String()
+    updated_at = fields.String()
+
+
+class RunOut(Schema):
+    id = fields.Integer()
+    rule_id = fields.Integer()
+    rule_name = fields.String()
+    event_id = fields.Integer(metadata={"description": "the triggering event's id"})
+    status = fields.String(metadata={"description": ", ".join(RUN_STATUSES)})
+    attempts = fields.Integer()
+    effects = fields.List(fields.Dict(), metadata={"description": "the events the run produced"})
+    error = fields.String(allow_none=True)
+    created_at = fields.String()
+    finished_at = fields.String(allow_none=True)
+
+
+class DryRunOut(Schema):
+    rule = fields.Dict()
+    event = fields.Dict()
+    fires = fields.Boolean()
+    outcome = fields.String(metadata={"description": "would_apply, nothing_to_do, no_match, own_event, loop"})
+    conditions = fields.List(fields.Dict())
+    planned = fields.List(fields.Dict())
+    previous_run = fields.Dict(allow_none=True)
+
+
+class UndoOut(Schema):
+    run = fields.Nested(RunOut)
+    events = fields.List(fields.Nested(EventOut))

@@ -1,0 +1,164 @@
+"""The rules engine at work: evaluate one dispatched event, apply each matching rule once.
+
+One transaction per event: claim its outbox row, run every matching rule
+(each in a savepoint), record one ``automation_rule_runs`` row per rule (UNIQUE
+rule+event) with the effects, delete the outbox row, commit. A redelivered
+message finds the outbox row gone and does nothing (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from app.domain.clock import Clock
+from app.domain.events import RULE_FAILED
+from app.domain.rules import Match, evaluate_rules
+from app.services import outbox, rule_effects, rule_registry, signals
+from app.store.event_store import envelope
+from app.store.tables import Event, RuleRun
+from app.store.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Errors worth retrying: the database was unreachable, busy, or chose us as a deadlock victim.
+TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+RETRYABLE_STATUS = "failed"
+
+
+@dataclass
+class Attempt:
+    """One delivery of one event: which attempt it is, and the rule being applied when it failed."""
+
+    event_id: int
+    final: bool
+    depth_limit: int
+    current_rule: int | None = None
+    dispatched: list[int] = field(default_factory=list)
+
+
+def evaluate_events(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, depth_limit: int,
+                    final: bool) -> None:
+    """Evaluate each event in order; a transient failure stops here and the job retries the rest."""
+    for event_id in event_ids:
+        evaluate_event(int(event_id), uow, clock, depth_limit=depth_limit, final=final)
+
+
+def evaluate_event(event_id: int, uow: UnitOfWork, clock: Clock, *, depth_limit: int, final: bool) -> None:
+    """Run every matching rule for one event; safe to deliver twice, or concurrently."""
+    attempt = Attempt(event_id, final, depth_limit)
+    try:
+        with uow:
+            session = uow.session
+            if not outbox.claim(session, event_id):
+                return
+            event = session.get(Event, event_id)
+            if event is not None:
+                _run_matches(session, event, attempt, clock)
+            outbox.release(session, event_id)
+            uow.pending_dispatch.extend(attempt.dispatched)
+            uow.commit()
+    except TRANSIENT as exc:
+        if attempt.current_rule is not None:
+            _record_failed_attempt(uow, attempt.current_rule, event_id, exc, clock)
+        raise
+
+
+def _run_matches(session: Session, event: Event, attempt: Attempt, clock: Clock) -> None:
+    rules = rule_registry.enabled_rules(session, clock)
+    runs = {run.rule_id: run for run in session.scalars(select(RuleRun).where(RuleRun.event_id == event.id))}
+    seen = envelope(event)
+    for match in evaluate_rules(seen, rules, depth=event.causation_depth, depth_limit=attempt.depth_limit):
+        run = runs.get(match.rule.id)
+        if run is not None and run.status != RETRYABLE_STATUS:
+            continue
+        attempt.current_rule = match.rule.id
+        _run_one(session, match, event, seen, run, attempt, clock)
+        attempt.current_rule = None
+
+
+def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any], run: RuleRun | None,
+             attempt: Attempt, clock: Clock) -> None:
+    """Apply one rule in a savepoint; a failure that will not be retried is recorded ``dead``."""
+    savepoint = session.begin_nested()
+    try:
+        status, produced, error = _apply(session, match, event, seen, clock)
+        savepoint.commit()
+    except TRANSIENT as exc:
+        savepoint.rollback()
+        if not attempt.final:
+            raise
+        status, produced, error = _dead(session, match, event, run, exc, clock)
+    except Exception as exc:  # noqa: BLE001 - a broken action must not stop the other rules; it is recorded dead
+        savepoint.rollback()
+        log.exception("rule %s failed on event %s", match.rule.name, event.id)
+        status, produced, error = _dead(session, match, event, run, exc, clock)
+    attempt.dispatched.extend(row.id for row in produced)
+    _record(session, run, match.rule.id, event.id, status, produced, error, clock)
+
+
+def _apply(session: Session, match: Match, event: Event, seen: dict[str, Any],
+           clock: Clock) -> tuple[str, list[Event], str | None]:
+    if match.verdict == "loop":
+        return "loop", [], f"causation depth {event.causation_depth} reached the limit"
+    action = rule_registry.actions().get(match.rule.action.name)
+    if action is None:
+        raise LookupError(f"no action named {match.rule.action.name!r} in this worker")
+    params = match.rule.action.params
+    facts = rule_effects.gather_facts(session, seen, action.needs(params), lock=True)
+    effects = action.plan(seen, params, facts)
+    if not effects:
+        return "skipped", [], None
+    ctx = rule_effects.effect_context(match.rule.name, event)
+    return "succeeded", rule_effects.apply_effects(session, effects, ctx, clock), None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _dead(session: Session, match: Match, event: Event, run: RuleRun | None, exc: BaseException,
+          clock: Clock) -> tuple[str, list[Event], str]:
+    """Give up on this rule for this event: ``orchestration.automation.rule_failed`` says so."""
+    error = _describe(exc)
+    data = {"rule_id": match.rule.id, "rule": match.rule.name, "event_id": event.id, "event_type": event.type,
+            "entity": {"type": event.entity_type, "id": event.entity_id, "code": event.entity_code},
+            "error": error, "attempts": (run.attempts if run is not None else 0) + 1}
+    ctx = rule_effects.effect_context(match.rule.name, event)
+    failed = signals.raise_signal(session, signals.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx, clock)
+    return "dead", failed, error
+
+
+def _record(session: Session, run: RuleRun | None, rule_id: int, event_id: int, status: str,
+            produced: list[Event], error: str | None, clock: Clock) -> None:
+    now = clock()
+    if run is None:
+        run = RuleRun(rule_id=rule_id, event_id=event_id, attempts=0, created_at=now)
+        session.add(run)
+    run.status = status
+    run.attempts += 1
+    run.effects = [rule_effects.summary(row) for row in produced]
+    run.error = error
+    run.finished_at = now
+
+
+def _record_failed_attempt(uow: UnitOfWork, rule_id: int, event_id: int, exc: BaseException,
+                           clock: Clock) -> None:
+    """Best effort, in its own transaction: the run shows ``failed`` and its attempts while retrying."""
+    try:
+        with uow:
+            session = uow.session
+            run = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id,
+                                                        RuleRun.event_id == event_id)).first()
+            _record(session, run, rule_id, event_id, RETRYABLE_STATUS, [], _describe(exc), clock)
+            uow.commit()
+    except Exception:  # noqa: BLE001 - the database may be what failed; the retry still happens
+        log.warning("could not record the failed attempt of rule %s on event %s", rule_id, event_id,
+                    exc_info=True)

@@ -1,0 +1,209 @@
+"""Managing rules and their runs: the use cases behind ``/rules`` (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.domain.clock import Clock, iso
+from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.rule_actions import parse_action
+from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
+from app.services import rule_effects, rule_registry
+from app.services.context import ChangeContext
+from app.store.event_store import envelope
+from app.store.tables import Event, Rule, RuleRun
+from app.store.uow import UnitOfWork
+
+RUN_STATUSES = ("succeeded", "skipped", "failed", "dead", "loop", "undone")
+BUILTIN_MUTABLE = frozenset({"enabled"})
+Page = tuple[list[dict[str, Any]], int | None]
+
+
+def rule_body(row: Rule) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "description": row.description, "trigger": row.trigger,
+            "action": row.action, "enabled": row.enabled, "builtin": row.builtin,
+            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+
+def run_body(run: RuleRun, rule_name: str) -> dict[str, Any]:
+    return {"id": run.id, "rule_id": run.rule_id, "rule_name": rule_name, "event_id": run.event_id,
+            "status": run.status, "attempts": run.attempts, "effects": list(run.effects or []),
+            "error": run.error, "created_at": iso(run.created_at), "finished_at": iso(run.finished_at)}
+
+
+def _seeded(uow: UnitOfWork, clock: Clock) -> Session:
+    """Built-in rules exist by the time anyone looks (insert-if-missing, committed at once)."""
+    if rule_registry.ensure_rules(uow.session, clock):
+        uow.commit()
+    return uow.session
+
+
+def _find(session: Session, rule_id: int, *, lock: bool = False) -> Rule:
+    row = session.get(Rule, rule_id, with_for_update=lock)
+    if row is None:
+        raise NotFound(f"no rule with id {rule_id}")
+    return row
+
+
+def _validated(data: dict[str, Any]) -> dict[str, Any]:
+    """Triggers and actions are checked by the domain; stored in their normalised form."""
+    checked = dict(data)
+    if "trigger" in data:
+        checked["trigger"] = parse_trigger(data["trigger"]).as_dict()
+    if "action" in data:
+        checked["action"] = parse_action(data["action"], rule_registry.user_actions()).as_dict()
+    return checked
+
+
+def list_rules(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWork, clock: Clock) -> Page:
+    """Rules in id order (built-ins first, as they are seeded first)."""
+    with uow:
+        stmt = select(Rule).where(Rule.id > after_id)
+        for name in ("enabled", "builtin"):
+            if name in filters:
+                stmt = stmt.where(getattr(Rule, name).is_(filters[name]))
+        rows = list(_seeded(uow, clock).scalars(stmt.order_by(Rule.id).limit(limit + 1)))
+        return [rule_body(r) for r in rows[:limit]], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def get_rule(rule_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    with uow:
+        return rule_body(_find(_seeded(uow, clock), rule_id))
+
+
+def create_rule(data: dict[str, Any], uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    checked = _validated(data)
+    with uow:
+        session = _seeded(uow, clock)
+        if session.scalars(select(Rule.id).where(Rule.name == checked["name"])).first() is not None:
+            raise Conflict(f"a rule named {checked['name']!r} exists", {"name": ["already exists"]})
+        now = clock()
+        row = Rule(**checked, builtin=False, created_at=now, updated_at=now)
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(f"a rule named {checked['name']!r} exists", {"name": ["already exists"]}) from None
+        uow.commit()
+        return rule_body(row)
+
+
+def update_rule(rule_id: int, patch: dict[str, Any], uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    """Enable, disable, or (for user rules) redefine; a built-in rule can only be switched."""
+    checked = _validated(patch)
+    with uow:
+        row = _find(_seeded(uow, clock), rule_id, lock=True)
+        if row.builtin and set(checked) - BUILTIN_MUTABLE:
+            raise Conflict("a built-in rule can only be enabled or disabled",
+                           {name: ["read-only on a built-in rule"] for name in sorted(set(checked) - BUILTIN_MUTABLE)})
+        for name, value in checked.items():
+            setattr(row, name, value)
+        row.updated_at = clock()
+        try:
+            uow.commit()
+        except IntegrityError:
+            raise Conflict(f"a rule named {checked.get('name')!r} exists", {"name": ["already exists"]}) from None
+        return rule_body(row)
+
+
+def delete_rule(rule_id: int, uow: UnitOfWork, clock: Clock) -> None:
+    """A user rule goes with its runs; a built-in one is disabled instead (409)."""
+    with uow:
+        row = _find(_seeded(uow, clock), rule_id, lock=True)
+        if row.builtin:
+            raise Conflict("a built-in rule cannot be deleted; disable it", {"id": ["built-in rule"]})
+        uow.session.delete(row)
+        uow.commit()
+
+
+def find_event(session: Session, ref: int | str) -> Event:
+    """An event by its ``id`` (integer) or its ``event_id`` (UUID)."""
+    if isinstance(ref, int):
+        row = session.get(Event, ref)
+    else:
+        row = session.scalars(select(Event).where(Event.event_id == str(uuid.UUID(str(ref))))).first()
+    if row is None:
+        raise NotFound(f"no event {ref}")
+    return row
+
+
+def list_runs(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWork) -> Page:
+    """Runs oldest first; ``event_id`` may be the event's id or its UUID."""
+    with uow:
+        session = uow.session
+        stmt = select(RuleRun, Rule.name).join(Rule, Rule.id == RuleRun.rule_id).where(RuleRun.id > after_id)
+        if "rule_id" in filters:
+            stmt = stmt.where(RuleRun.rule_id == filters["rule_id"])
+        if "status" in filters:
+            stmt = stmt.where(RuleRun.status == filters["status"])
+        if "event_id" in filters:
+            try:
+                stmt = stmt.where(RuleRun.event_id == find_event(session, filters["event_id"]).id)
+            except NotFound:
+                return [], None
+        rows = list(session.execute(stmt.order_by(RuleRun.id).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [run_body(run, name) for run, name in rows], (rows[-1][0].id if more else None)
+
+
+def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: int) -> str | None:
+    """Why the rule would not act (as the worker decides it), or None when it goes on to plan."""
+    if not rule_def.trigger.matches(seen):
+        return "no_match"
+    if reacts_to_itself(rule_def, seen):
+        return "own_event"
+    return "loop" if depth >= depth_limit else None
+
+
+def dry_run(rule_id: int, event_ref: int | str, uow: UnitOfWork, depth_limit: int) -> dict[str, Any]:
+    """Would the rule fire on this event, and what would it change? Reads current state; writes nothing."""
+    with uow:
+        session = uow.session
+        rule_def = rule_registry.to_def(_find(session, rule_id))
+        event = find_event(session, event_ref)
+        if rule_def is None:
+            raise Invalid("the rule's trigger cannot be read", {"trigger": ["unreadable"]})
+        seen = envelope(event)
+        outcome, planned = _outcome(rule_def, seen, event.causation_depth, depth_limit), []
+        action = rule_registry.actions().get(rule_def.action.name)
+        if outcome is None and action is not None:
+            params = rule_def.action.params
+            facts = rule_effects.gather_facts(session, seen, action.needs(params), lock=False)
+            planned = [effect.describe() for effect in action.plan(seen, params, facts)]
+            outcome = "would_apply" if planned else "nothing_to_do"
+        previous = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id,
+                                                         RuleRun.event_id == event.id)).first()
+        return {"rule": {"id": rule_def.id, "name": rule_def.name, "enabled": rule_def.enabled},
+                "event": {"id": event.id, "event_id": event.event_id, "type": event.type},
+                "fires": outcome == "would_apply", "outcome": outcome or "unknown_action",
+                "conditions": rule_def.trigger.explain(seen), "planned": planned,
+                "previous_run": {"id": previous.id, "status": previous.status} if previous else None}
+
+
+def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    """Revert a succeeded run with compensating events; 409 when an entity changed since."""
+    with uow:
+        session = uow.session
+        run = session.get(RuleRun, run_id, with_for_update=True)
+        if run is None:
+            raise NotFound(f"no rule run with id {run_id}")
+        if run.status != "succeeded":
+            raise Conflict(f"only a succeeded run can be undone; this one is {run.status}",
+                           {"status": [run.status]})
+        trigger = session.get(Event, run.event_id)
+        if trigger is not None:
+            chain = (*ctx.correlation_chain, trigger.correlation_id, *(trigger.correlation_chain or []))
+            ctx = dataclasses.replace(ctx, correlation_chain=chain)
+        produced = rule_effects.undo(session, list(run.effects or []), ctx, clock)
+        run.status = "undone"
+        uow.pending_dispatch.extend(row.id for row in produced)
+        uow.commit()
+        name = session.get(Rule, run.rule_id)
+        return {"run": run_body(run, name.name if name else ""), "events": [envelope(r) for r in produced]}

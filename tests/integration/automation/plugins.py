@@ -1,0 +1,39 @@
+"""Rules defined in code for the tests, imported by the worker only (ORCH_AUTOMATION_MODULES).
+
+They fire on ``custom.test.*`` events alone, so they never touch other tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from app.domain.rule_actions import AppendEvent, Effect, Facts
+from app.services.rule_registry import register_rule
+
+SLOW_SECONDS = 60
+
+
+def slow_then_mark(event: Mapping[str, Any], params: Mapping[str, Any], facts: Facts) -> list[Effect]:
+    """First attempt: leave a marker and hang (the test kills the worker here); later attempts apply."""
+    marker = Path(event["data"]["marker"])
+    if not marker.exists():
+        marker.write_text("started")
+        time.sleep(SLOW_SECONDS)
+    entity = event["entity"]
+    return [AppendEvent(entity["type"], entity["code"], "custom.test.slow_done", {})]
+
+
+def always_unavailable(event: Mapping[str, Any], params: Mapping[str, Any], facts: Facts) -> list[Effect]:
+    """A database that never answers: the transient error every retry meets."""
+    raise OperationalError("SELECT 1", {}, ConnectionError("simulated: the database went away"))
+
+
+register_rule({"type": "custom.test.slow"}, slow_then_mark, name="test_slow_marker",
+              description="test only: hangs on its first attempt")
+register_rule({"type": "custom.test.fail"}, always_unavailable, name="test_always_unavailable",
+              description="test only: fails with a transient error every time")

@@ -1,0 +1,8 @@
+"""The Celery app: ``celery -A workers worker`` and ``celery -A workers beat``."""
+
+from __future__ import annotations
+
+from workers import jobs
+from workers.celery_app import celery
+
+__all__ = ["celery", "jobs"]
