@@ -65,14 +65,17 @@ class RuleQuery(PageArgs):
     builtin = fields.Boolean()
 
 
+EVENT_REF = {"description": "the event's id (integer) or its event_id (UUID)", "example": 42}
+
+
 class RunQuery(PageArgs):
     rule_id = fields.Integer(validate=validate.Range(min=1))
-    event_id = EventRef()
+    event_id = EventRef(metadata=EVENT_REF)
     status = fields.String(validate=validate.OneOf(RUN_STATUSES))
 
 
 class DryRunBody(Schema):
-    event_id = EventRef(required=True)
+    event_id = EventRef(required=True, metadata=EVENT_REF)
 
 
 class RuleOut(Schema):
