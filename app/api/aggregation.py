@@ -52,7 +52,8 @@ def event_timeline(args: dict[str, Any]) -> dict[str, Any]:
     """Counts per bucket (and per type) over ``[from, to)``, empty buckets included.
 
     Without ``to`` the window ends with the bucket holding now; without ``from``
-    it spans 1 hour of minutes, 24 hours of hours or 30 days of days.
+    it spans 1 hour of minutes, 24 hours of hours or 30 days of days. A timeline
+    holds at most 10080 buckets (7 days of minutes, 420 days of hours): 422 beyond.
     """
     return aggregation.timeline(event_filter(args), args["bucket"], read_uow(), runtime().clock)
 
@@ -62,5 +63,11 @@ def event_timeline(args: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(s.EventFilterArgs, location="query")
 @blp.response(200, StatsOut)
 def event_stats(args: dict[str, Any]) -> dict[str, Any]:
-    """Totals by type, actor, entity type and UTC day; open ``from``/``to`` mean all time."""
+    """Totals by type, actor, entity type and UTC day; open ``from``/``to`` mean all time.
+
+    Exact, and as cheap for a year as for an hour: whole hours are read from
+    hourly rollups written in the same transaction as the events, partial edge
+    hours from the log. ``entity_code`` and ``session_key`` are counted from the
+    log through their indexes.
+    """
     return aggregation.stats(event_filter(args), read_uow())

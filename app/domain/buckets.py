@@ -8,7 +8,7 @@ partial edge hours (counted from the raw log) and the whole hours between them
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from app.domain.clock import as_utc
 from app.domain.errors import Invalid
@@ -50,12 +50,9 @@ def bucket_starts(start: datetime, end: datetime, unit: str) -> list[datetime]:
     return starts
 
 
-def label_start(label: str, unit: str) -> datetime:
-    return datetime.strptime(label, LABEL_FORMATS[unit]).replace(tzinfo=UTC)
-
-
-def day_label(moment: datetime) -> str:
-    return as_utc(moment).strftime(LABEL_FORMATS["day"])
+def label(moment: datetime, unit: str) -> str:
+    """The text the database renders for the bucket holding ``moment``."""
+    return as_utc(moment).strftime(LABEL_FORMATS[unit])
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,24 @@ from app.store import rollups
 from app.store.event_queries import EventFilter
 from app.store.uow import UnitOfWork
 
-STAT_GROUPS = {"by_type": "type", "by_actor": "actor", "by_entity_type": "entity_type", "by_day": "day"}
+BREAKDOWNS = {"by_type": 1, "by_actor": 2, "by_entity_type": 3, "by_day": 0}
+STAT_KEYS = ("day", "type", "actor", "entity_type")
 
 
 def stats(flt: EventFilter, uow: UnitOfWork) -> dict[str, Any]:
-    """Totals over ``[from, to)``; open bounds mean all time on that side."""
+    """Totals over ``[from, to)``; open bounds mean all time on that side.
+
+    One grouped count by (day, type, actor, entity type) gives every breakdown:
+    its rows are bounded by days × combinations, never by events.
+    """
     with uow:
-        groups = {name: rollups.counts(uow.session, flt, (key,)) for name, key in STAT_GROUPS.items()}
-    result: dict[str, Any] = {"total": sum(groups["by_type"].values())}
-    for name, found in groups.items():
-        result[name] = {key[0]: n for key, n in sorted(found.items())}
+        found = rollups.counts(uow.session, flt, STAT_KEYS)
+    result: dict[str, Any] = {"total": sum(found.values())}
+    for name, position in BREAKDOWNS.items():
+        breakdown: Counter[str] = Counter()
+        for key, n in found.items():
+            breakdown[key[position]] += n
+        result[name] = dict(sorted(breakdown.items()))
     return result
 
 
@@ -36,15 +44,15 @@ def timeline(flt: EventFilter, unit: str, uow: UnitOfWork, clock: Clock) -> dict
     flt = dataclasses.replace(flt, start=start, end=end)
     with uow:
         found = rollups.counts(uow.session, flt, (unit, "type"))
-    by_bucket: dict[Any, Counter[str]] = {s: Counter() for s in buckets.bucket_starts(start, end, unit)}
+    by_bucket = {buckets.label(s, unit): (s, Counter[str]()) for s in buckets.bucket_starts(start, end, unit)}
     for (label, event_type), n in found.items():
-        by_bucket[buckets.label_start(label, unit)][event_type] += n
+        by_bucket[label][1][event_type] += n
     return {
         "bucket": unit,
         "from": iso(start),
         "to": iso(end),
         "buckets": [
             {"start": iso(s), "count": sum(c.values()), "by_type": dict(sorted(c.items()))}
-            for s, c in by_bucket.items()
+            for s, c in by_bucket.values()
         ],
     }
