@@ -1,8 +1,17 @@
 """Composable scopes over the event log; each narrows a ``Select`` of events.
 
-Every scope is index-backed on PostgreSQL (see the migrations); they combine
-freely, so ``/events``, the correlation, session and entity views, timeline and
-statistics share one filter vocabulary.
+They combine freely, so ``/events``, the correlation, session and entity views,
+timeline and statistics share one filter vocabulary. The PostgreSQL index behind
+each (migrations 0001 and 0002):
+
+* ``by_correlation``: ``correlation_id`` btree OR the GIN ``jsonb_path_ops`` index
+  on ``correlation_chain`` (a BitmapOr);
+* ``by_session``: ``(session_key, id)``, so a page is an ordered index range;
+* ``by_entity_stream`` / ``by_entity_chain``: ``(entity_type, entity_id, sequence)``;
+* ``by_date_range``: ``emitted_at``; ``by_actor``: ``actor``; exact ``by_type``: ``type``;
+* ``entity_code``: ``(entity_type, entity_code)``, or ``(entity_code, id)`` alone.
+
+A type *prefix* (``orchestration.task.*``) narrows the rows another scope found.
 """
 
 from __future__ import annotations
