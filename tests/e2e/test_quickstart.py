@@ -1,7 +1,8 @@
 """The README's quick start, for real: ``make run`` in a scratch copy with no servers configured.
 
 SQLite and Celery's ``filesystem://`` transport, web + worker + beat started by
-honcho from the Procfile; over HTTP, the sprint auto-complete rule applies.
+honcho from the Procfile; over HTTP, the sprint auto-complete rule applies, and
+a dispatch that was missed is delivered by beat's outbox sweep.
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ class QuickStart:
     """``make run`` as a user types it, reusing this virtualenv instead of installing one."""
 
     def __init__(self, folder: Path, port: int) -> None:
+        self.folder = folder
         env = {k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES and not k.startswith("ORCH_")}
         self.lines: list[str] = []
         self.process = subprocess.Popen(
@@ -119,3 +124,15 @@ def test_make_run_in_a_scratch_copy_serves_the_api_and_applies_the_sprint_auto_c
         pytest.fail("\n".join(run.lines[-80:]))
     changes = call("GET", "/events", params={"entity_code": "QS-1", "type": "orchestration.sprint.status_changed"})
     assert [e["actor"] for e in changes["items"]][-1] == "automation:sprint_auto_complete"
+
+    created = call("GET", "/events", params={"entity_code": "QS-1"})["items"][0]
+    miss_a_dispatch(run.folder / "var" / "orchestration.db", created["id"])
+    wait_for(lambda: call("GET", "/health")["outbox"]["pending"] == 0, 30, "beat's outbox sweep", 0.25)
+
+
+def miss_a_dispatch(database: Path, event_id: int) -> None:
+    """An outbox row as a crash between commit and publish leaves it: only beat's sweep can deliver it."""
+    long_ago = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute("INSERT INTO orchestration_outbox (event_id, created_at, dispatch_count) VALUES (?, ?, 0)",
+                           (event_id, long_ago))
