@@ -29,6 +29,9 @@ class Settings:
     retention_archive_after: str = "90d"
     retention_delete_after: str = "365d"
     retention_keep_priorities: tuple[str, ...] = ("P0",)
+    # Five-field cron expressions (UTC) for beat's nightly archive and purge jobs.
+    archive_schedule: str = "30 2 * * *"
+    purge_schedule: str = "45 3 * * *"
     max_content_length: int = 1024 * 1024
     snapshot_every: int = 50
     causation_depth_limit: int = 5
@@ -60,6 +63,8 @@ class Settings:
                 if keep is not None
                 else base.retention_keep_priorities
             ),
+            archive_schedule=env.get("ORCH_ARCHIVE_SCHEDULE", base.archive_schedule),
+            purge_schedule=env.get("ORCH_PURGE_SCHEDULE", base.purge_schedule),
             max_content_length=int(
                 env.get("ORCH_MAX_CONTENT_LENGTH", base.max_content_length)
             ),

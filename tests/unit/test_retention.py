@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.config import Settings
 from app.domain.retention import PriorityTally, RetentionPolicy, newest_is_past, tally
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -72,3 +73,15 @@ def test_a_file_is_past_retention_only_when_its_newest_event_is() -> None:
     assert newest_is_past([old, old], cutoff)
     assert not newest_is_past([old, recent], cutoff)
     assert not newest_is_past([], cutoff)
+
+
+def test_retention_and_the_nightly_schedules_come_from_the_environment() -> None:
+    settings = Settings.from_env({
+        "ORCH_RETENTION_ARCHIVE_AFTER": "30d", "ORCH_RETENTION_DELETE_AFTER": "720h",
+        "ORCH_RETENTION_KEEP_PRIORITIES": "P0, P1", "ORCH_ARCHIVE_SCHEDULE": "0 4 * * *",
+    })
+    policy = RetentionPolicy.from_config(settings.retention_archive_after, settings.retention_delete_after,
+                                         settings.retention_keep_priorities)
+    assert (policy.archive_after, policy.delete_after) == (timedelta(days=30), timedelta(days=30))
+    assert policy.keep_priorities == {"P0", "P1"}
+    assert (settings.archive_schedule, settings.purge_schedule) == ("0 4 * * *", Settings().purge_schedule)
