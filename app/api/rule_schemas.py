@@ -107,7 +107,7 @@ class DryRunOut(Schema):
     rule = fields.Dict()
     event = fields.Dict()
     fires = fields.Boolean()
-    outcome = fields.String(metadata={"description": "would_apply, nothing_to_do, no_match, own_event, loop"})
+    outcome = fields.String(metadata={"description": "would_apply, nothing_to_do, no_match, own_event, loop, unknown_action"})
     conditions = fields.List(fields.Dict())
     planned = fields.List(fields.Dict())
     previous_run = fields.Dict(allow_none=True)

@@ -112,7 +112,9 @@ def _needs_target(params: Mapping[str, Any]) -> frozenset[str]:
 
 def _update(entity_type: str, state: Mapping[str, Any] | None, name: str, value: Any) -> list[Effect]:
     """One field to a new value; nothing when it is there already or the entity is gone or final."""
-    if state is None or name not in state or state[name] == value or state.get("status") == FINAL_STATUS:
+    if entity_type not in SETTABLE or state is None or name not in state or state[name] == value:
+        return []
+    if state.get("status") == FINAL_STATUS:
         return []
     return [UpdateEntity(entity_type, state[CODE_FIELD[entity_type]], {name: change(state[name], value)})]
 
@@ -166,7 +168,7 @@ def plan_start_session(event: Mapping[str, Any], params: Mapping[str, Any], fact
 def _check_status(params: Mapping[str, Any]) -> list[str]:
     allowed = SPRINT_STATUSES if params.get("target") == "sprint" else (*TASK_STATUSES, *SPRINT_STATUSES)
     errors = _check_keys(params, {"status", "target"}, {"status"})
-    if params.get("status") not in allowed:
+    if "status" in params and params["status"] not in allowed:
         errors.append(f"params.status: one of {', '.join(dict.fromkeys(allowed))}")
     return errors + _check_target(params)
 

@@ -162,6 +162,17 @@ def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: i
     return "loop" if depth >= depth_limit else None
 
 
+def _plan(session: Session, rule_def: RuleDef, seen: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The effects the worker would apply now, from current state read without locks."""
+    action = rule_registry.actions().get(rule_def.action.name)
+    if action is None:
+        return "unknown_action", []
+    params = rule_def.action.params
+    facts = rule_effects.gather_facts(session, seen, action.needs(params), lock=False)
+    planned = [effect.describe() for effect in action.plan(seen, params, facts)]
+    return ("would_apply" if planned else "nothing_to_do"), planned
+
+
 def dry_run(rule_id: int, event_ref: int | str, uow: UnitOfWork, depth_limit: int) -> dict[str, Any]:
     """Would the rule fire on this event, and what would it change? Reads current state; writes nothing."""
     with uow:
@@ -171,18 +182,13 @@ def dry_run(rule_id: int, event_ref: int | str, uow: UnitOfWork, depth_limit: in
         if rule_def is None:
             raise Invalid("the rule's trigger cannot be read", {"trigger": ["unreadable"]})
         seen = envelope(event)
-        outcome, planned = _outcome(rule_def, seen, event.causation_depth, depth_limit), []
-        action = rule_registry.actions().get(rule_def.action.name)
-        if outcome is None and action is not None:
-            params = rule_def.action.params
-            facts = rule_effects.gather_facts(session, seen, action.needs(params), lock=False)
-            planned = [effect.describe() for effect in action.plan(seen, params, facts)]
-            outcome = "would_apply" if planned else "nothing_to_do"
+        refused = _outcome(rule_def, seen, event.causation_depth, depth_limit)
+        outcome, planned = (refused, []) if refused else _plan(session, rule_def, seen)
         previous = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id,
                                                          RuleRun.event_id == event.id)).first()
         return {"rule": {"id": rule_def.id, "name": rule_def.name, "enabled": rule_def.enabled},
                 "event": {"id": event.id, "event_id": event.event_id, "type": event.type},
-                "fires": outcome == "would_apply", "outcome": outcome or "unknown_action",
+                "fires": outcome == "would_apply", "outcome": outcome,
                 "conditions": rule_def.trigger.explain(seen), "planned": planned,
                 "previous_run": {"id": previous.id, "status": previous.status} if previous else None}
 

@@ -200,3 +200,8 @@ def test_the_four_built_in_rules_are_valid_and_fire_on_what_the_contract_says() 
         "alert_p0_task": ["orchestration.task.created"],
         "session_on_sprint_activated": ["orchestration.sprint.status_changed"],
     }
+
+
+def test_set_status_never_plans_a_change_to_a_session_or_a_signal() -> None:
+    session = {"session_key": "sess-1", "status": "ended"}
+    assert plan("set_status", {"status": "active"}, Facts("session", entity=session)) == []
