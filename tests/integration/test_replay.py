@@ -164,3 +164,28 @@ def test_a_deleted_entity_replays_to_its_deleted_row(api: Api) -> None:
     body = run(api, task["correlation_id"]).get_json()
     [final] = body["final_states"]
     assert final["state"]["deleted"] is True and final["matches_live"] is True
+
+
+def test_sessions_and_signals_in_a_chain_replay_from_their_opening_event(api: Api, runtime: Any) -> None:
+    from app.domain.events import NOTIFICATION_CREATED
+    from app.services.context import ChangeContext
+    from app.services.signals import raise_signal
+
+    task = api.create_task("T-SIG")
+    headers = {"X-Correlation-ID": task["correlation_id"]}
+    assert api.post("/sessions", json={"agent_id": "agent:a", "session_key": "sess-sig"},
+                    headers=headers).status_code == 201
+    assert api.post("/sessions/sess-sig/end", headers=headers).status_code == 200
+    with runtime.uow() as uow:
+        ctx = ChangeContext(actor="automation:notify", correlation_chain=(task["correlation_id"],))
+        raise_signal(uow.session, "notification", NOTIFICATION_CREATED, {"task": "T-SIG"}, "P2", ctx, runtime.clock)
+        uow.commit()
+
+    body = run(api, task["correlation_id"]).get_json()
+
+    assert body["validation"]["valid"] is True and body["validation"]["streams"] == 3
+    finals = {f["entity"]["type"]: f for f in body["final_states"]}
+    assert finals["session"]["state"]["status"] == "ended" and finals["session"]["matches_live"] is True
+    assert finals["notification"]["state"] == {"kind": "notification", "data": {"task": "T-SIG"}, "deleted": False}
+    assert finals["notification"]["matches_live"] is True
+    assert body["matches_live"] is True
