@@ -51,26 +51,31 @@ def validate_all(uow: UnitOfWork) -> dict[str, Any]:
 
 
 def read_chain(session: Session, correlation_id: str) -> ChainRead:
-    own = streams.owner(session, correlation_id)
+    own = streams.owner(session, correlation_id)  # read first: its head caps its own stream below
     events = streams.chain_events(session, correlation_id)
     if not events and own is None:
         raise NotFound(f"no event belongs to correlation {correlation_id!r}")
-    reach: dict[StreamKey, int] = {}
     read = ChainRead(correlation_id, loose=[e for e in events if e["sequence"] is None])
+    reach = _reach(read, events)
+    heads: dict[StreamKey, Head] = {}
+    if own is not None:
+        own_key = (own.entity["type"], own.entity["id"])
+        reach[own_key], heads[own_key], read.entities[own_key] = own.head.sequence, own.head, own.entity
+    for key, last in reach.items():
+        _judge(session, read, key, snapshots.stream_events(session, *key, max_sequence=last), heads.get(key))
+    read.problems += check_loose(read.loose)
+    return read
+
+
+def _reach(read: ChainRead, events: list[dict[str, Any]]) -> dict[StreamKey, int]:
+    """Each stream the chain touches, in order of first appearance, and its last sequence there."""
+    reach: dict[StreamKey, int] = {}
     for event in events:
         if event["sequence"] is not None:
             key = (event["entity"]["type"], event["entity"]["id"])
             reach[key] = max(reach.get(key, 0), event["sequence"])
             read.entities.setdefault(key, event["entity"])
-    own_key = (own.entity["type"], own.entity["id"]) if own is not None else None
-    if own is not None and own_key is not None:
-        reach[own_key] = own.head.sequence
-        read.entities[own_key] = own.entity
-    for key, last in reach.items():
-        stream = snapshots.stream_events(session, *key, max_sequence=last)
-        _judge(session, read, key, stream, own.head if own is not None and key == own_key else None)
-    read.problems += check_loose(read.loose)
-    return read
+    return reach
 
 
 def read_everything(session: Session) -> ChainRead:

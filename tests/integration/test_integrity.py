@@ -66,14 +66,17 @@ def test_archived_events_still_count_and_keep_the_chain_valid(api: Api, runtime:
     assert validate(api, task["correlation_id"])["valid"] is True
 
 
-def test_after_a_purge_the_stream_resumes_at_its_snapshot_anchor(api: Api, runtime: Any) -> None:
+def test_after_a_purge_the_stream_resumes_at_its_snapshot_anchor(app: Flask, api: Api, runtime: Any) -> None:
     task = task_with_history(api)
+    task_with_history(api, "T-KEPT")
     with runtime.uow() as uow:
         snapshots.take(uow.session, "task", task["id"], 3, runtime.clock())
         uow.commit()
     execute(runtime, "DELETE FROM orchestration_outbox")
-    execute(runtime, "DELETE FROM orchestration_events WHERE entity_type = 'task' AND sequence <= 3")
+    execute(runtime, "DELETE FROM orchestration_events WHERE entity_id = :e AND sequence <= 3", e=task["id"])
     assert validate(api, task["correlation_id"])["valid"] is True
+    everything = app.test_cli_runner().invoke(args=["orchestration", "verify-chain", "--all"])
+    assert everything.exit_code == 0 and "7 events in 2 streams: valid" in everything.output
 
     execute(runtime, "DELETE FROM orchestration_snapshots")
     report = validate(api, task["correlation_id"])
