@@ -44,6 +44,8 @@ def test_completing_both_tasks_of_a_sprint_completes_it_once_by_automation(
     assert trigger["correlation_id"] in completion["correlation_chain"]
     workflow = api.events(path=f"/events/correlation/{task_b['correlation_id']}")
     assert completion["event_id"] in [e["event_id"] for e in workflow]
+    replay = api.post("/events/replay", json={"correlation_id": task_b["correlation_id"]}).get_json()
+    assert replay["validation"]["valid"] and replay["matches_live"]
     runs = api.get("/rules/runs", query_string={"status": "skipped"}).get_json()["items"]
     assert [r["rule_name"] for r in runs] == ["sprint_auto_complete"]
 
@@ -88,6 +90,8 @@ def test_a_blocked_task_raises_a_notification_that_names_it(api: Api, settle: Ca
     assert note["actor"] == "automation:notify_blocked_task"
     assert note["causation_id"] == trigger["event_id"]
     assert task["correlation_id"] in note["correlation_chain"]
+    report = api.get(f"/events/correlation/{task['correlation_id']}/validate").get_json()
+    assert (report["valid"], report["streams"]) == (True, 2)
 
 
 def test_a_task_that_becomes_p0_or_is_created_p0_raises_an_alert(api: Api, settle: Callable[..., None]) -> None:

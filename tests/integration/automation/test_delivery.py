@@ -78,6 +78,8 @@ def test_a_rule_failing_transiently_is_retried_then_recorded_dead_with_rule_fail
     [failed] = api.events(type="orchestration.automation.rule_failed")
     assert failed["causation_id"] == trigger["event_id"]
     assert failed["data"]["rule"] == "test_always_unavailable" and failed["data"]["attempts"] == 3
+    assert failed["entity"]["type"] == "rule_failure" and failed["sequence"] == 1
+    assert api.get(f"/events/correlation/{trigger['correlation_id']}/validate").get_json()["valid"] is True
     assert [r["id"] for r in runs_of(api, status="dead")] == [run["id"]]
 
 
