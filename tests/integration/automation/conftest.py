@@ -70,7 +70,7 @@ def app(stack: Stack, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture(scope="session")
-def worker_pool(automation_dir: Path) -> Iterator[dict[str, Worker]]:
+def worker_pool() -> Iterator[dict[str, Worker]]:
     pool: dict[str, Worker] = {}
     yield pool
     for worker in pool.values():
