@@ -14,8 +14,9 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,13 +68,47 @@ class QuickStart:
         return str(wait_for(printed, 60, "the first admin token", 0.1))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        """Ctrl+C, as in the terminal; then make sure no process of the tree outlives the test.
+
+        honcho starts each Procfile process in a session of its own, so the
+        group signal reaches make and honcho only; honcho stops the rest.
+        """
+        tree = [self.process.pid, *descendants(self.process.pid)]
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGINT)
+        deadline = time.monotonic() + 20
+        while alive(tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in alive(tree):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root`` (Linux /proc), whatever session it moved to."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The pids still running (zombies count as gone)."""
+    running = []
+    for pid in pids:
+        with suppress(OSError):
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state != "Z":
+                running.append(pid)
+    return running
 
 
 @pytest.fixture
