@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.domain.clock import iso
+from app.domain.clock import as_utc, iso
 from app.domain.events import PlannedEvent
 from app.domain.hashing import event_hash
 from app.store.tables import Event, EventRollup, OutboxEntry, StreamMixin
@@ -48,7 +48,7 @@ class StreamRef:
 
 
 def hour_bucket(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
 
 
 def take_commit_order_lock(session: Session) -> None:

@@ -107,8 +107,8 @@ class Signal(StreamMixin, Base):
 class Event(Base):
     __tablename__ = "orchestration_events"
     __table_args__ = (
+        # The unique constraint's index also serves reads of a stream in sequence order.
         UniqueConstraint("entity_type", "entity_id", "sequence", name="uq_events_stream_sequence"),
-        Index("ix_events_entity_stream", "entity_type", "entity_id", "sequence"),
         Index("ix_events_entity_code", "entity_type", "entity_code"),
         Index(
             "ix_events_correlation_chain",
@@ -119,6 +119,8 @@ class Event(Base):
         Index("ix_events_archived_at_id", "archived_at", "id"),
         Index("ix_events_session_key_id", "session_key", "id"),
         Index("ix_events_entity_code_id", "entity_code", "id"),
+        # Never reuse an id on SQLite, even after a purge deletes the highest ones.
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -133,7 +135,7 @@ class Event(Base):
     correlation_chain: Mapped[list[str]] = mapped_column(Json, default=list)
     causation_id: Mapped[str | None] = mapped_column(String(36), index=True)
     causation_depth: Mapped[int] = mapped_column(Integer, default=0)
-    session_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    session_key: Mapped[str | None] = mapped_column(String(128))  # indexed with id (0002)
     priority: Mapped[str] = mapped_column(String(2))
     changes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)

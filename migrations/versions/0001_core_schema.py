@@ -89,18 +89,17 @@ def upgrade() -> None:
     sa.Column('archived_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orchestration_events')),
     sa.UniqueConstraint('entity_type', 'entity_id', 'sequence', name='uq_events_stream_sequence'),
-    sa.UniqueConstraint('event_id', name=op.f('uq_orchestration_events_event_id'))
+    sa.UniqueConstraint('event_id', name=op.f('uq_orchestration_events_event_id')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('orchestration_events', schema=None) as batch_op:
         batch_op.create_index('ix_events_archived_at_id', ['archived_at', 'id'], unique=False)
         batch_op.create_index('ix_events_correlation_chain', ['correlation_chain'], unique=False, postgresql_using='gin', postgresql_ops={'correlation_chain': 'jsonb_path_ops'})
         batch_op.create_index('ix_events_entity_code', ['entity_type', 'entity_code'], unique=False)
-        batch_op.create_index('ix_events_entity_stream', ['entity_type', 'entity_id', 'sequence'], unique=False)
         batch_op.create_index(batch_op.f('ix_orchestration_events_actor'), ['actor'], unique=False)
         batch_op.create_index(batch_op.f('ix_orchestration_events_causation_id'), ['causation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orchestration_events_correlation_id'), ['correlation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orchestration_events_emitted_at'), ['emitted_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_orchestration_events_session_key'), ['session_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_orchestration_events_type'), ['type'], unique=False)
 
     op.create_table('orchestration_snapshots',
@@ -265,12 +264,10 @@ def downgrade() -> None:
     op.drop_table('orchestration_snapshots')
     with op.batch_alter_table('orchestration_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orchestration_events_type'))
-        batch_op.drop_index(batch_op.f('ix_orchestration_events_session_key'))
         batch_op.drop_index(batch_op.f('ix_orchestration_events_emitted_at'))
         batch_op.drop_index(batch_op.f('ix_orchestration_events_correlation_id'))
         batch_op.drop_index(batch_op.f('ix_orchestration_events_causation_id'))
         batch_op.drop_index(batch_op.f('ix_orchestration_events_actor'))
-        batch_op.drop_index('ix_events_entity_stream')
         batch_op.drop_index('ix_events_entity_code')
         batch_op.drop_index('ix_events_correlation_chain', postgresql_using='gin', postgresql_ops={'correlation_chain': 'jsonb_path_ops'})
         batch_op.drop_index('ix_events_archived_at_id')
