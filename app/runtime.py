@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.domain.clock import Clock, utc_now
 from app.store.database import make_engine, session_factories
+from app.store.snapshots import SNAPSHOT_EVERY
 from app.store.uow import Dispatcher, UnitOfWork
 
 
@@ -32,6 +33,7 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.database_url, echo=settings.sql_echo)
         writer, reader = session_factories(engine)
+        writer.configure(info={SNAPSHOT_EVERY: settings.snapshot_every})
         return cls(settings=settings, engine=engine, writer=writer, reader=reader)
 
     def uow(self) -> UnitOfWork:
