@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from app.config import Settings
 from app.relay import SWEEP, broker_config, state_dir
 
@@ -38,7 +40,19 @@ timezone = "UTC"
 enable_utc = True
 
 _SWEEP_EVERY = 5.0  # seconds; a missed dispatch waits at most this plus ORCH_OUTBOX_SWEEP_AFTER
+
+
+def _cron(expression: str) -> crontab:
+    """A five-field cron expression (minute hour day-of-month month day-of-week), in UTC."""
+    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
+    return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
+                   day_of_week=day_of_week)
+
+
 beat_schedule = {
     "outbox-sweep": {"task": SWEEP, "schedule": _SWEEP_EVERY, "options": {"expires": _SWEEP_EVERY * 2}},
+    # Nightly, one at a time (the archive lock); ORCH_ARCHIVE_SCHEDULE / ORCH_PURGE_SCHEDULE move them.
+    "archive-nightly": {"task": "archive.run", "schedule": _cron(_settings.archive_schedule)},
+    "purge-nightly": {"task": "archive.purge", "schedule": _cron(_settings.purge_schedule)},
 }
 beat_schedule_filename = str(Path(state_dir(_settings, "beat")) / "celerybeat-schedule")

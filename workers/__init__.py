@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers import jobs
+from workers import archiving, jobs
 from workers.celery_app import celery
 
-__all__ = ["celery", "jobs"]
+__all__ = ["archiving", "celery", "jobs"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def archive_worker(runtime: Any, tmp_path: Path) -> Iterator[Path]:
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(CELERY), "-A", "workers", "worker", "-I", "workers.archiving", "--pool=solo", "--loglevel=INFO",
+            [str(CELERY), "-A", "workers", "worker", "--pool=solo", "--loglevel=INFO",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"archive-{os.getpid()}@%h"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -81,3 +82,16 @@ def test_the_nightly_jobs_run_by_a_real_worker_archive_and_purge_as_the_cli_does
 
     assert sorted(e["entity"]["code"] for e in all_events(api)) == ["W-0", "W-NEW"]
     assert files_on_disk(runtime) == []
+
+
+def test_beat_runs_archive_and_purge_nightly_and_the_environment_moves_them(tmp_path: Path) -> None:
+    """Read in a fresh interpreter, with the environment beat would see."""
+    script = "import celeryconfig as c; print({e['task']: str(e['schedule']) for e in c.beat_schedule.values()})"
+    env = os.environ | {"ORCH_PURGE_SCHEDULE": "0 5 * * 0", "ORCH_BROKER_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("ORCH_ARCHIVE_SCHEDULE", None)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            check=True)
+    schedule = ast.literal_eval(result.stdout)
+    assert schedule["archive.run"] == "<crontab: 30 2 * * * (m/h/dM/MY/d)>"
+    assert schedule["archive.purge"] == "<crontab: 0 5 * * 0 (m/h/dM/MY/d)>"
+    assert schedule["outbox.sweep"] == "5.0"
