@@ -34,10 +34,7 @@ def init_api(app: Flask) -> None:
         },
     )
     api = OrchestrationApi(app)
-    from app.api import events, health, sessions, tracked
-    from app.api import replay
-    from app.api import aggregation
-    from app.api import rules
+    from app.api import aggregation, events, health, replay, rules, sessions, tracked
 
     for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp):
         api.register_blueprint(blp)

@@ -173,7 +173,7 @@ def list_page(kind: Kind, filters: dict[str, Any], after_id: int, limit: int,
                 stmt = stmt.join(Sprint, Task.sprint_id == Sprint.id).where(Sprint.sprint_code == value)
             else:
                 stmt = stmt.where(getattr(model, name) == value)
-        rows = list(session.scalars(stmt.order_by(model.id).limit(limit + 1)).unique())
+        rows: list[Any] = list(session.scalars(stmt.order_by(model.id).limit(limit + 1)).unique())
         more = len(rows) > limit
         rows = rows[:limit]
         counts = repo.task_counts(session, [r.id for r in rows]) if kind is SPRINT else {}

@@ -17,8 +17,11 @@ DEFAULT_PRIORITY = "P2"
 
 
 def _one(session: Session, stmt: Any, lock: bool) -> Any:
+    """A locked read refreshes what the session may already hold: the lock is
+    only worth having if the values it protects are the current ones."""
     if lock:
         stmt = stmt.with_for_update(of=stmt.column_descriptions[0]["entity"])
+        stmt = stmt.execution_options(populate_existing=True)
     return session.scalars(stmt).unique().one_or_none()
 
 

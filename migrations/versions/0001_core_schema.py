@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('api_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
@@ -230,11 +230,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_agent_sessions_sprint_id'), ['sprint_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_agent_sessions_task_id'), ['task_id'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('agent_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_agent_sessions_task_id'))
         batch_op.drop_index(batch_op.f('ix_agent_sessions_sprint_id'))
@@ -277,4 +277,4 @@ def downgrade() -> None:
     op.drop_table('orchestration_archive_manifests')
     op.drop_table('automation_rules')
     op.drop_table('api_tokens')
-    
+
