@@ -130,13 +130,12 @@ class Api:
         assert response.status_code == 200, response.get_json()
         return response.get_json()  # type: ignore[no-any-return]
 
-    def events(self, **params: Any) -> list[dict[str, Any]]:
-        """Every event under the filters, following ``next`` to the end."""
+    def events(self, path: str = "/events", role: str = "admin", **params: Any) -> list[dict[str, Any]]:
+        """Every item of a list (events by default) under the filters, following ``next`` to the end."""
         items: list[dict[str, Any]] = []
         params = {"limit": 1000, **params}
-        path = params.pop("path", "/events")
         while True:
-            response = self.get(path, query_string=params)
+            response = self.get(path, role=role, query_string=params)
             assert response.status_code == 200, response.get_json()
             body = response.get_json()
             items.extend(body["items"])

@@ -9,10 +9,13 @@ from flask_smorest import Api
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api import errors
+from app.api.schemas import Problem
 
 
 class OrchestrationApi(Api):
     """flask-smorest with its error handler replaced by problem+json."""
+
+    ERROR_SCHEMA = Problem
 
     def _register_error_handlers(self) -> None:
         errors.register(self._app)
@@ -38,9 +41,19 @@ def init_api(app: Flask) -> None:
 
     for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp):
         api.register_blueprint(blp)
+    _document_errors_as_problems(api)
     app.before_request(_bind_request_ids)
     app.before_request(_refuse_oversized_bodies)
     app.after_request(_echo_request_ids)
+
+
+def _document_errors_as_problems(api: Api) -> None:
+    """flask-smorest documents error responses as application/json; ours are problem+json."""
+    for registry in (api.spec.components.responses, api.spec.components.responses_lazy):
+        for response in registry.values():
+            content = response.get("content", {})
+            if "application/json" in content:
+                content["application/problem+json"] = content.pop("application/json")
 
 
 def _bind_request_ids() -> None:

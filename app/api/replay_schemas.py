@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, missing, validates_schema
 
-from app.api.schemas import EntityRef, EventOut, Instant, PageArgs
+from app.api.schemas import EntityRef, EventOut, Instant, PageArgs, SprintFields, TaskFields
 from app.domain.integrity import KINDS
 
 
@@ -48,28 +48,12 @@ class HistoryPageFields(Schema):
         return obj.get(attr, missing)
 
 
-class SprintHistory(HistoryPageFields, StateFields):
+class SprintHistory(HistoryPageFields, StateFields, SprintFields):
     """Without ``at``: ``items`` and ``next``. With ``at``: the flat state (the other fields)."""
 
-    sprint_code = fields.String()
-    title = fields.String()
-    status = fields.String()
-    priority = fields.String()
-    metadata = fields.Dict()
 
-
-class TaskHistory(HistoryPageFields, StateFields):
+class TaskHistory(HistoryPageFields, StateFields, TaskFields):
     """Without ``at``: ``items`` and ``next``. With ``at``: the flat state (the other fields)."""
-
-    task_code = fields.String()
-    sprint_code = fields.String(allow_none=True)
-    title = fields.String()
-    description = fields.String()
-    status = fields.String()
-    priority = fields.String()
-    progress = fields.Integer()
-    assignee = fields.String(allow_none=True)
-    metadata = fields.Dict()
 
 
 class ProblemOut(Schema):

@@ -174,6 +174,18 @@ class EntityEventQuery(EventQuery):
 # ---- responses (documentation and dumping) ----
 
 
+class Problem(Schema):
+    """RFC 9457 problem details, served as ``application/problem+json``."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    instance = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "validation errors by field (422)"})
+
+
 class EntityRef(Schema):
     type = fields.String()
     id = fields.Integer()
@@ -208,16 +220,19 @@ class Resource(Schema):
     updated_at = fields.String()
 
 
-class SprintOut(Resource):
+class SprintFields(Schema):
+    """A sprint's own fields: what its events fold into."""
+
     sprint_code = fields.String()
     title = fields.String()
     status = fields.String()
     priority = fields.String()
     metadata = fields.Dict()
-    task_counts = fields.Dict(keys=fields.String(), values=fields.Integer())
 
 
-class TaskOut(Resource):
+class TaskFields(Schema):
+    """A task's own fields: what its events fold into."""
+
     task_code = fields.String()
     sprint_code = fields.String(allow_none=True)
     title = fields.String()
@@ -227,6 +242,14 @@ class TaskOut(Resource):
     progress = fields.Integer()
     assignee = fields.String(allow_none=True)
     metadata = fields.Dict()
+
+
+class SprintOut(Resource, SprintFields):
+    task_counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class TaskOut(Resource, TaskFields):
+    pass
 
 
 class SessionOut(Resource):

@@ -19,15 +19,7 @@ STATE_FIELDS = {
 
 def history(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:
     """Every history item, following ``next``."""
-    items: list[dict[str, Any]] = []
-    while True:
-        response = api.get(path, role="reader", query_string=params)
-        assert response.status_code == 200, response.get_json()
-        body = response.get_json()
-        items.extend(body["items"])
-        if not body["next"]:
-            return items
-        params["after"] = body["next"]
+    return api.events(path=path, role="reader", **params)
 
 
 def fields_of(entity_type: str, body: dict[str, Any]) -> dict[str, Any]:
