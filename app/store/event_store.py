@@ -75,33 +75,11 @@ def append(
         return []
     row = stream.row if in_stream else None
     version = row.version if row is not None else 0
-    prev_hash = row.last_hash if row is not None else None
-    chain = [c for c in dict.fromkeys(meta.correlation_chain) if c != stream.correlation_id]
-    rows: list[Event] = []
-    for offset, item in enumerate(planned, start=1):
-        envelope = {
-            "event_id": item.event_id or str(uuid.uuid4()),
-            "type": item.type,
-            "entity": {"type": stream.entity_type, "id": stream.entity_id, "code": stream.entity_code},
-            "sequence": version + offset if row is not None else None,
-            "actor": meta.actor,
-            "timestamp": iso(now),
-            "correlation_id": stream.correlation_id,
-            "correlation_chain": chain,
-            "causation_id": meta.causation_id,
-            "session_key": meta.session_key,
-            "priority": stream.priority,
-            "changes": item.changes,
-            "data": item.data,
-            "prev_hash": prev_hash if row is not None else None,
-        }
-        digest = event_hash(envelope)
-        rows.append(_row(envelope, digest, now, meta.causation_depth))
-        if row is not None:
-            prev_hash = digest
+    rows, last_hash = _chained_rows(stream, planned, meta, now, version, row.last_hash if row is not None else None,
+                                    in_stream=row is not None)
     if row is not None:
         row.version = version + len(planned)
-        row.last_hash = prev_hash
+        row.last_hash = last_hash
         row.updated_at = now
     take_commit_order_lock(session)
     session.add_all(rows)
@@ -112,6 +90,35 @@ def append(
         session.add_all(OutboxEntry(event_id=r.id, created_at=now) for r in rows)
     _count_in_rollups(session, rows)
     return rows
+
+
+def _chained_rows(stream: StreamRef, planned: list[PlannedEvent], meta: EventMeta, now: datetime,
+                  version: int, prev_hash: str | None, *, in_stream: bool) -> tuple[list[Event], str | None]:
+    """Sequence and hash each planned event after the stream's head; returns the rows and the new head."""
+    chain = [c for c in dict.fromkeys(meta.correlation_chain) if c != stream.correlation_id]
+    rows: list[Event] = []
+    for offset, item in enumerate(planned, start=1):
+        envelope = {
+            "event_id": item.event_id or str(uuid.uuid4()),
+            "type": item.type,
+            "entity": {"type": stream.entity_type, "id": stream.entity_id, "code": stream.entity_code},
+            "sequence": version + offset if in_stream else None,
+            "actor": meta.actor,
+            "timestamp": iso(now),
+            "correlation_id": stream.correlation_id,
+            "correlation_chain": chain,
+            "causation_id": meta.causation_id,
+            "session_key": meta.session_key,
+            "priority": stream.priority,
+            "changes": item.changes,
+            "data": item.data,
+            "prev_hash": prev_hash if in_stream else None,
+        }
+        digest = event_hash(envelope)
+        rows.append(_row(envelope, digest, now, meta.causation_depth))
+        if in_stream:
+            prev_hash = digest
+    return rows, prev_hash
 
 
 def _snapshot_if_due(session: Session, stream: StreamRef, before: int, after: int, now: datetime) -> None:
