@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import NotFound
 from app.domain.integrity import Anchor, Head, Problem, check_loose, check_stream
-from app.store import snapshots, streams
+from app.store import archive_rows, snapshots, streams
 from app.store.uow import UnitOfWork
 
 StreamKey = tuple[str, int]
@@ -103,11 +103,11 @@ def _judge(session: Session, read: ChainRead, key: StreamKey, stream: list[dict[
 
 
 def _anchor(session: Session, key: StreamKey, stream: list[dict[str, Any]]) -> Anchor | None:
-    """The snapshot right before the first event present, when older events are gone."""
+    """The head a purge recorded right before the first event present, when older events are gone."""
     if not stream or stream[0]["sequence"] <= 1:
         return None
-    snapshot = snapshots.at_sequence(session, *key, stream[0]["sequence"] - 1)
-    return Anchor(snapshot.sequence, snapshot.last_hash) if snapshot is not None else None
+    head = archive_rows.purged_head(session, *key, stream[0]["sequence"] - 1)
+    return Anchor(head["sequence"], head["hash"]) if head is not None else None
 
 
 def describe(problem: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from flask import Flask
 
 from app.store import snapshots
+from app.store.tables import ArchiveManifest
 from tests.integration.replay_helpers import execute
 from tests.support import Api
 
@@ -66,21 +68,31 @@ def test_archived_events_still_count_and_keep_the_chain_valid(api: Api, runtime:
     assert validate(api, task["correlation_id"])["valid"] is True
 
 
-def test_after_a_purge_the_stream_resumes_at_its_snapshot_anchor(app: Flask, api: Api, runtime: Any) -> None:
+def test_opening_events_deleted_behind_a_snapshot_are_missing_unless_a_purge_recorded_them(
+        app: Flask, api: Api, runtime: Any) -> None:
+    """A snapshot does not vouch for a missing prefix: only a purged archive manifest does."""
     task = task_with_history(api)
     task_with_history(api, "T-KEPT")
     with runtime.uow() as uow:
-        snapshots.take(uow.session, "task", task["id"], 3, runtime.clock())
+        head = snapshots.take(uow.session, "task", task["id"], 3, runtime.clock())
+        assert head is not None
+        uow.session.add(ArchiveManifest(
+            path="2026/01/01/1-3.jsonl.gz", event_count=3, first_id=1, last_id=3, sha256="0" * 64,
+            stream_heads={f"task:{task['id']}": {"sequence": 3, "hash": head.last_hash, "event_id": head.last_event_id}},
+            created_at=runtime.clock(), purged_at=None))
         uow.commit()
     execute(runtime, "DELETE FROM orchestration_outbox")
     execute(runtime, "DELETE FROM orchestration_events WHERE entity_id = :e AND sequence <= 3", e=task["id"])
+    assert found(validate(api, task["correlation_id"])) == [("missing_created", 1)]
+
+    execute(runtime, "UPDATE orchestration_archive_manifests SET purged_at = created_at")
     assert validate(api, task["correlation_id"])["valid"] is True
     everything = app.test_cli_runner().invoke(args=["orchestration", "verify-chain", "--all"])
     assert everything.exit_code == 0 and "7 events in 2 streams: valid" in everything.output
 
-    execute(runtime, "DELETE FROM orchestration_snapshots")
-    report = validate(api, task["correlation_id"])
-    assert found(report) == [("missing_created", 1)]
+    execute(runtime, "UPDATE orchestration_archive_manifests SET stream_heads = :h",
+            h=json.dumps({f"task:{task['id']}": {"sequence": 3, "hash": "f" * 64, "event_id": "x"}}))
+    assert found(validate(api, task["correlation_id"])) == [("hash_mismatch", 4)]
 
 
 def test_a_rejected_change_outside_the_stream_is_checked_by_its_own_hash(api: Api, runtime: Any) -> None:
