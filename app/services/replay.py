@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.domain.clock import Clock, iso, utc_now
@@ -21,7 +21,7 @@ from app.services.integrity import ChainRead, read_chain, validate_event_chain
 from app.store import snapshots
 from app.store.event_queries import entity_id_for
 from app.store.event_store import envelope
-from app.store.tables import Event
+from app.store.tables import Event, Snapshot
 from app.store.uow import UnitOfWork
 
 __all__ = ["history", "reconstruct_state", "replay_events", "state_at", "validate_event_chain"]
@@ -103,8 +103,20 @@ def _fold(session: Session, read: ChainRead) -> dict[str, Any]:
 def _state_at(session: Session, entity_type: str, entity_id: int, at: datetime) -> dict[str, Any]:
     state, last = snapshots.state_at(session, entity_type, entity_id, at)
     if state is None or last is None:
-        raise NotFound(f"{entity_type} {entity_id} did not exist at {iso(at)}")
+        raise NotFound(_why_nothing_at(session, entity_type, entity_id, at))
     return state_at_event(state, last)
+
+
+def _why_nothing_at(session: Session, entity_type: str, entity_id: int, at: datetime) -> str:
+    """Say whether the entity did not exist yet, or its history that far back was purged."""
+    of_stream = (Event.entity_type == entity_type, Event.entity_id == entity_id)
+    first = session.scalar(select(func.min(Event.sequence)).where(*of_stream))
+    earliest = session.scalar(select(func.min(Snapshot.as_of)).where(
+        Snapshot.entity_type == entity_type, Snapshot.entity_id == entity_id))
+    if first is not None and first > 1 and earliest is not None:
+        return (f"{entity_type} {entity_id}: its history before {iso(earliest)} was purged under the "
+                f"retention policy")
+    return f"{entity_type} {entity_id} did not exist at {iso(at)}"
 
 
 def _entity_id(session: Session, entity_type: str, code: str) -> int:

@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from app.domain.clock import iso
+from app.domain.errors import NotFound
 from app.domain.hashing import event_hash
 from app.services import archive, archive_purge, integrity, replay
 from app.store.tables import ArchiveManifest, EventRollup, Snapshot
@@ -207,6 +209,8 @@ def test_reconstruction_and_chain_validation_give_the_same_answers_across_the_ar
 
     assert codes(api.events(include_archived="true")) == {"T-HIST"}
     assert answers(since=2) == before[2:]
+    with pytest.raises(NotFound, match="purged under the retention policy"):
+        replay.reconstruct_state("task", task["id"], instants[0], runtime.read_uow())
     assert chain()["valid"] and valid["valid"]
     assert before[-1]["status"] == "completed" and before[2]["assignee"] == "agent:coder"
 
