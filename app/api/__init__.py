@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask_smorest import Api
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.api import errors
+from app.api import errors, guards
 from app.api.schemas import Problem
 
 
@@ -36,14 +35,17 @@ def init_api(app: Flask) -> None:
             "info": {"description": "Sprints, tasks and agent sessions; every change is an event."},
         },
     )
+    app.url_map.converters.update(int=guards.IntId, bigint=guards.BigIntId)
     api = OrchestrationApi(app)
+    api.register_converter(guards.IntId, guards.id_schema)
+    api.register_converter(guards.BigIntId, guards.id_schema)
     from app.api import aggregation, events, health, replay, rules, sessions, tracked
 
     for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp):
         api.register_blueprint(blp)
     _document_errors_as_problems(api)
     app.before_request(_bind_request_ids)
-    app.before_request(_refuse_oversized_bodies)
+    app.before_request(guards.refuse_oversized_bodies)
     app.after_request(_echo_request_ids)
 
 
@@ -63,13 +65,6 @@ def _bind_request_ids() -> None:
         g.correlation_id = str(uuid.UUID(given))
     except ValueError:
         g.correlation_id = str(uuid.uuid4())
-
-
-def _refuse_oversized_bodies() -> None:
-    """Refuse a declared oversize body before authenticating or reading it."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and limit is not None and request.content_length > limit:
-        raise RequestEntityTooLarge()
 
 
 def _echo_request_ids(response: Response) -> Response:

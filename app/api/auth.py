@@ -7,6 +7,7 @@ from flask_httpauth import HTTPTokenAuth
 
 from app.api.context import runtime
 from app.api.errors import problem
+from app.api.guards import refuse_unstorable_text
 from app.services import tokens
 from app.services.tokens import Principal
 
@@ -20,6 +21,8 @@ def _verify(token: str) -> Principal | None:
     rt = runtime()
     principal = tokens.authenticate(token, rt.read_uow(), rt.token_cache)
     g.principal = principal
+    if principal is not None:
+        refuse_unstorable_text()  # after authentication: a stranger learns nothing but 401
     return principal
 
 

@@ -50,7 +50,7 @@ def list_events(args: dict[str, Any]) -> dict[str, Any]:
     return page(*queries.list_events(event_filter(args), decode_cursor(args["after"]), args["limit"], read_uow()))
 
 
-@blp.route("/<int:event_id>", methods=["GET"])
+@blp.route("/<bigint:event_id>", methods=["GET"])
 @auth.login_required(role="reader")
 @blp.response(200, s.EventOut)
 def get_event(event_id: int) -> dict[str, Any]:

@@ -45,7 +45,7 @@ class ActionIn(Schema):
 
 
 class RuleCreate(Schema):
-    name = fields.String(required=True, validate=validate.Regexp(RULE_NAME, error=f"must match {RULE_NAME}"))
+    name = fields.String(required=True, validate=validate.Regexp(RULE_NAME, error="must match {regex}"))
     description = fields.String(load_default="", validate=validate.Length(max=2000))
     trigger = fields.Nested(TriggerIn, required=True)
     action = fields.Nested(ActionIn, required=True)
@@ -53,7 +53,7 @@ class RuleCreate(Schema):
 
 
 class RulePatch(Schema):
-    name = fields.String(validate=validate.Regexp(RULE_NAME, error=f"must match {RULE_NAME}"))
+    name = fields.String(validate=validate.Regexp(RULE_NAME, error="must match {regex}"))
     description = fields.String(validate=validate.Length(max=2000))
     trigger = fields.Nested(TriggerIn)
     action = fields.Nested(ActionIn)

@@ -31,7 +31,8 @@ def every_endpoint(app: Flask) -> list[tuple[str, str]]:
         if not rule.rule.startswith("/api/orchestration") or rule.rule in OPEN_PATHS:
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            path = re.sub(r"<(?:int:)?[^>]+>", lambda m: "1" if m.group(0).startswith("<int:") else "X-1", rule.rule)
+            path = re.sub(r"<[^>]+>", lambda m: "1" if m.group(0).startswith(("<int:", "<bigint:")) else "X-1",
+                          rule.rule)
             pairs.append((method, path))
     return pairs
 

@@ -47,6 +47,14 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
         ("PATCH", "/tasks/NOPE", {"json": {"title": "x"}}, 404),
         ("DELETE", "/sprints/NOPE", {}, 404),
         ("GET", "/events/999999", {}, 404),
+        ("GET", "/events/263932010745251495936", {}, 404),
+        ("GET", "/rules/9223372036854775806", {}, 404),
+        ("POST", "/tasks", {"json": {"task_code": "T-9", "title": "x", "assignee": "nul\u0000"}}, 422),
+        ("POST", "/tasks", {"json": {"task_code": "T-9", "title": "x", "metadata": {"k": ["\ud800"]}}}, 422),
+        ("GET", "/events/stats", {"query_string": {"entity_type": "a\u0000b"}}, 422),
+        ("DELETE", "/rules/9626921914029004800", {}, 404),
+        ("POST", "/rules", {"json": {"name": "", "trigger": {"type": "0", "conditions": []},
+                                     "action": {"name": "0", "params": {}}}}, 422),
         ("GET", "/events", {"query_string": {"limit": 0}}, 422),
         ("GET", "/events", {"query_string": {"limit": 1001}}, 422),
         ("GET", "/events", {"query_string": {"from": "last tuesday"}}, 422),
@@ -136,3 +144,10 @@ def test_an_unreachable_database_is_503_with_retry_after(tmp_path: Path) -> None
 def test_unknown_routes_and_methods_are_problems_too(api: Api) -> None:
     assert_problem(api.get("/nowhere"), 404)
     assert_problem(api.call("PUT", "/sprints"), 405)
+
+
+def test_unstorable_text_is_judged_only_after_authentication(api: Api) -> None:
+    body = {"task_code": "T-NUL", "title": "x\u0000"}
+    assert_problem(api.post("/tasks", json=body, role=None), 401)
+    problem = assert_problem(api.post("/tasks", json=body), 422)
+    assert problem["errors"] == {"title": ["contains a NUL character or an unpaired surrogate"]}
