@@ -45,7 +45,7 @@ def refuse_unstorable_text() -> None:
     """NUL characters and lone surrogates cannot be stored as text (PostgreSQL refuses them): 422."""
     errors: dict[str, list[str]] = {}
     for name, value in request.args.items(multi=True):
-        _scan(value, name, errors)
+        _scan(value, _escaped(name), errors)
     if request.is_json and request.content_length:
         _scan(request.get_json(silent=True), "", errors)
     if errors:
@@ -58,13 +58,18 @@ def _scan(value: Any, path: str, errors: dict[str, list[str]]) -> None:
             errors.setdefault(path or "_body", []).append("contains a NUL character or an unpaired surrogate")
     elif isinstance(value, dict):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{_escaped(str(key))}" if path else _escaped(str(key))
             if not _storable(str(key)):
                 errors.setdefault(where, []).append("key contains a NUL character or an unpaired surrogate")
             _scan(item, where, errors)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _scan(item, f"{path}[{index}]", errors)
+
+
+def _escaped(text: str) -> str:
+    """A key as it can be stored and shown: the offending characters as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _storable(text: str) -> bool:

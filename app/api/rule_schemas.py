@@ -11,6 +11,7 @@ from app.api.schemas import EventOut, PageArgs
 from app.domain.rules import OPERATORS
 from app.services.rules_admin import RUN_STATUSES
 
+INT_MAX, BIGINT_MAX = 2**31 - 1, 2**63 - 1  # the id columns' ranges
 RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
@@ -18,9 +19,9 @@ class EventRef(fields.Field):
     """An event named by its ``id`` (integer) or its ``event_id`` (UUID)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | str:
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= BIGINT_MAX:
             return value
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and value.isdigit() and int(value) <= BIGINT_MAX:
             return int(value)
         try:
             return str(uuid.UUID(str(value)))
@@ -69,7 +70,7 @@ EVENT_REF = {"description": "the event's id (integer) or its event_id (UUID)", "
 
 
 class RunQuery(PageArgs):
-    rule_id = fields.Integer(validate=validate.Range(min=1))
+    rule_id = fields.Integer(validate=validate.Range(min=1, max=INT_MAX))
     event_id = EventRef(metadata=EVENT_REF)
     status = fields.String(validate=validate.OneOf(RUN_STATUSES))
 

@@ -49,6 +49,8 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
         ("GET", "/events/999999", {}, 404),
         ("GET", "/events/263932010745251495936", {}, 404),
         ("GET", "/rules/9223372036854775806", {}, 404),
+        ("GET", "/rules/runs", {"query_string": {"rule_id": 5154483986}}, 422),
+        ("POST", "/rules/1/dry-run", {"json": {"event_id": 2**64}}, 422),
         ("POST", "/tasks", {"json": {"task_code": "T-9", "title": "x", "assignee": "nul\u0000"}}, 422),
         ("POST", "/tasks", {"json": {"task_code": "T-9", "title": "x", "metadata": {"k": ["\ud800"]}}}, 422),
         ("GET", "/events/stats", {"query_string": {"entity_type": "a\u0000b"}}, 422),
