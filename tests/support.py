@@ -67,8 +67,12 @@ TABLES_IN_DELETE_ORDER = (
 
 
 def wipe(engine: Any) -> None:
-    """Empty every table between tests (user rules only: built-in rules stay)."""
-    with engine.begin() as connection:
+    """Empty every table between tests (user rules only: built-in rules stay).
+
+    As a writer (BEGIN IMMEDIATE on SQLite): a deferred transaction that reads
+    first and writes later fails at once if a worker commits in between.
+    """
+    with engine.execution_options(orchestration_write=True).begin() as connection:
         names = set(engine.dialect.get_table_names(connection))
         tables = [t for t in TABLES_IN_DELETE_ORDER if t in names]
         if engine.dialect.name == "postgresql":
