@@ -1,31 +1,14 @@
-"""Replaying streams: the state after each event, in the shape callers see.
-
-``app.domain.fold`` starts a state only at a ``created`` event; a stream's
-first event opens it whatever its type (a session opens with ``started``, an
-alert with ``raised``), so replay, snapshots and history go through here.
-"""
+"""Replaying streams: the state after each event, in the shape callers see."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from app.domain.fold import apply_event
+from app.domain.fold import apply_event as apply
+from app.domain.fold import fold as replay
 
-OPENING_SEQUENCE = 1
-
-
-def apply(state: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any] | None:
-    """The state after one envelope; the event at sequence 1 starts it from its ``after`` values."""
-    if event.get("sequence") == OPENING_SEQUENCE:
-        return {name: c["after"] for name, c in event["changes"].items()} | {"deleted": False}
-    return apply_event(state, event)
-
-
-def replay(events: Iterable[dict[str, Any]], state: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    for event in events:
-        state = apply(state, event)
-    return state
+__all__ = ["apply", "differences", "public_state", "replay", "state_at_event", "states"]
 
 
 def states(events: Iterable[dict[str, Any]],
