@@ -151,12 +151,21 @@ def _record(session: Session, run: RuleRun | None, rule_id: int, event_id: int, 
 
 def _record_failed_attempt(uow: UnitOfWork, rule_id: int, event_id: int, exc: BaseException,
                            clock: Clock) -> None:
-    """Best effort, in its own transaction: the run shows ``failed`` and its attempts while retrying."""
+    """Best effort, in its own transaction: the run shows ``failed`` and its attempts while retrying.
+
+    It claims the outbox row like an evaluation does: if another delivery has
+    evaluated the event meanwhile (row gone), or the run already ended, the
+    failure is history and nothing is written.
+    """
     try:
         with uow:
             session = uow.session
+            if not outbox.claim(session, event_id):
+                return
             run = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id,
                                                         RuleRun.event_id == event_id)).first()
+            if run is not None and run.status != RETRYABLE_STATUS:
+                return
             _record(session, run, rule_id, event_id, RETRYABLE_STATUS, [], _describe(exc), clock)
             uow.commit()
     except Exception:  # noqa: BLE001 - the database may be what failed; the retry still happens

@@ -1,0 +1,68 @@
+"""Races between deliveries of one event, driven through the automation service directly.
+
+The real-worker tests live in tests/integration/automation/; these interleave
+two deliveries at an exact point, which a worker cannot be made to do on cue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
+
+from app.domain.rule_actions import RaiseSignal
+from app.services import automation, rule_registry
+from app.store.tables import OutboxEntry, Rule
+from tests.support import Api
+
+calls = {"n": 0}
+
+
+def flaky_once(event: Any, params: Any, facts: Any) -> list[Any]:
+    calls["n"] += 1
+    if calls["n"] == 1:
+        raise OperationalError("SELECT 1", {}, Exception("database is busy"))
+    return [RaiseSignal("notification", "orchestration.notification.created", "P2", {"why": "flaky"})]
+
+
+@pytest.fixture
+def flaky_rule(runtime: Any) -> Iterator[None]:
+    calls["n"] = 0
+    rule_registry.register_rule({"type": "custom.flaky"}, flaky_once, name="test_flaky_once")
+    yield
+    rule_registry._code_rules.pop("test_flaky_once", None)
+    rule_registry._actions.pop("code:test_flaky_once", None)
+    with runtime.uow() as uow:
+        uow.session.execute(delete(Rule).where(Rule.name == "test_flaky_once"))
+        uow.commit()
+
+
+def evaluate(runtime: Any, event_id: int) -> None:
+    automation.evaluate_event(event_id, runtime.uow(), runtime.clock, depth_limit=5, final=False)
+
+
+def test_a_late_failed_attempt_never_overwrites_the_run_a_duplicate_delivery_completed(
+        api: Api, runtime: Any, flaky_rule: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    api.create_task("T-F")
+    event_id = api.post("/events", json={"type": "custom.flaky", "entity_type": "task", "entity_code": "T-F"}
+                        ).get_json()["id"]
+    record_failure = automation._record_failed_attempt
+
+    def duplicate_delivery_first(uow: Any, rule_id: int, ev: int, exc: BaseException, clock: Any) -> None:
+        evaluate(runtime, ev)  # the sweep's re-publish lands between the rollback and the bookkeeping
+        record_failure(uow, rule_id, ev, exc, clock)
+
+    monkeypatch.setattr(automation, "_record_failed_attempt", duplicate_delivery_first)
+    with pytest.raises(OperationalError):
+        evaluate(runtime, event_id)
+    monkeypatch.undo()
+    evaluate(runtime, event_id)  # the first delivery's Celery retry
+
+    [run] = api.get("/rules/runs", query_string={"event_id": event_id}).get_json()["items"]
+    assert run["status"] == "succeeded" and len(run["effects"]) == 1
+    assert len(api.events(type="orchestration.notification.created")) == 1
+    with runtime.read_uow() as uow:
+        assert list(uow.session.scalars(select(OutboxEntry.event_id).where(OutboxEntry.event_id == event_id))) == []
