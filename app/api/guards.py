@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import current_app, request
@@ -42,20 +43,25 @@ def refuse_oversized_bodies() -> None:
 
 
 def refuse_unstorable_text() -> None:
-    """NUL characters and lone surrogates cannot be stored as text (PostgreSQL refuses them): 422."""
+    """What JSON columns cannot store is refused with 422: NUL characters and lone
+    surrogates in text (PostgreSQL refuses them), and NaN/Infinity (not JSON at all,
+    though Python's parser accepts them)."""
     errors: dict[str, list[str]] = {}
     for name, value in request.args.items(multi=True):
         _scan(value, _escaped(name), errors)
     if request.is_json and request.content_length:
         _scan(request.get_json(silent=True), "", errors)
     if errors:
-        raise Invalid("text may not contain NUL characters or unpaired surrogates", errors)
+        raise Invalid("the request holds values that cannot be stored", errors)
 
 
 def _scan(value: Any, path: str, errors: dict[str, list[str]]) -> None:
     if isinstance(value, str):
         if not _storable(value):
             errors.setdefault(path or "_body", []).append("contains a NUL character or an unpaired surrogate")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            errors.setdefault(path or "_body", []).append("NaN and Infinity are not JSON numbers")
     elif isinstance(value, dict):
         for key, item in value.items():
             where = f"{path}.{_escaped(str(key))}" if path else _escaped(str(key))

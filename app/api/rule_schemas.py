@@ -21,7 +21,7 @@ class EventRef(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | str:
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= BIGINT_MAX:
             return value
-        if isinstance(value, str) and value.isdigit() and int(value) <= BIGINT_MAX:
+        if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= BIGINT_MAX:
             return int(value)
         try:
             return str(uuid.UUID(str(value)))

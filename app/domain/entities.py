@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.domain.errors import Conflict
+from app.domain.errors import Conflict, Invalid
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,63}$")
 SESSION_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -46,6 +46,25 @@ FIELDS_BY_ENTITY: dict[str, tuple[str, ...]] = {
 }
 CODE_FIELD = {"sprint": "sprint_code", "task": "task_code", "session": "session_key"}
 TRACKED_ENTITIES = ("sprint", "task")
+
+
+STATUSES = {"sprint": SPRINT_STATUSES, "task": TASK_STATUSES, "session": SESSION_STATUSES}
+
+
+def check_values(entity_type: str, state: dict[str, Any]) -> None:
+    """The closed vocabularies hold whoever asks: the API's schemas check them too,
+    but automation and repair reach the same use cases without a schema."""
+    errors: dict[str, list[str]] = {}
+    if state.get("status") not in STATUSES[entity_type]:
+        errors["status"] = [f"a {entity_type} status is one of {', '.join(STATUSES[entity_type])}"]
+    if "priority" in state and state["priority"] not in PRIORITIES:
+        errors["priority"] = [f"one of {', '.join(PRIORITIES)}"]
+    progress = state.get("progress", 0)
+    if not isinstance(progress, int) or isinstance(progress, bool) or not 0 <= progress <= 100:
+        errors["progress"] = ["an integer from 0 to 100"]
+    if errors:
+        named = "; ".join(f"{name}: {messages[0]}" for name, messages in errors.items())
+        raise Invalid(f"not a valid {entity_type} ({named})", errors)
 
 
 def check_status_change(entity_type: str, before: str, after: str) -> None:

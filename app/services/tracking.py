@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.domain import events as catalogue
 from app.domain.clock import Clock, iso
-from app.domain.entities import apply_patch, check_status_change
+from app.domain.entities import apply_patch, check_status_change, check_values
 from app.domain.errors import Conflict
 from app.services.context import ChangeContext
 from app.store import repositories as repo
@@ -104,6 +104,7 @@ def apply_update(session: Session, kind: Kind, code: str, patch: dict[str, Any],
     ctx.check_version(row.version)
     before = kind.state(row)
     after = apply_patch(before, patch)
+    check_values(kind.name, after)
     check_status_change(kind.name, before["status"], after["status"])
     planned = catalogue.granular_events(kind.name, before, after)
     if not planned:

@@ -50,6 +50,13 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
         ("GET", "/events/263932010745251495936", {}, 404),
         ("GET", "/rules/9223372036854775806", {}, 404),
         ("GET", "/rules/runs", {"query_string": {"rule_id": 5154483986}}, 422),
+        ("GET", "/rules/runs", {"query_string": {"event_id": "\u00b2"}}, 422),
+        ("POST", "/rules/1/dry-run", {"json": {"event_id": "\u00b2"}}, 422),
+        ("POST", "/events", {"data": '{"type": "custom.x", "session_key": "k", "data": {"v": NaN}}',
+                             "content_type": "application/json"}, 422),
+        ("POST", "/rules", {"data": '{"name": "nan", "trigger": {"type": "custom.x", "conditions": [{"path": '
+                                    '"data.v", "op": "gt", "value": Infinity}]}, "action": {"name": "emit_event", '
+                                    '"params": {"type": "custom.y"}}}', "content_type": "application/json"}, 422),
         ("POST", "/rules/1/dry-run", {"json": {"event_id": 2**64}}, 422),
         ("POST", "/tasks", {"json": {"task_code": "T-9", "title": "x", "assignee": "nul\u0000"}}, 422),
         ("POST", "/tasks", {"json": {"task_code": "T-9", "title": "x", "metadata": {"k": ["\ud800"]}}}, 422),

@@ -102,3 +102,21 @@ def test_cursors_round_trip_and_foreign_ones_are_invalid() -> None:
     assert decode_cursor(None) == 0
     with pytest.raises(Invalid):
         decode_cursor("not-a-cursor")
+
+
+@pytest.mark.parametrize(
+    ("entity_type", "state", "field"),
+    [
+        ("sprint", {"status": "blocked", "priority": "P1"}, "status"),
+        ("task", {"status": "active", "priority": "P1", "progress": 0}, "status"),
+        ("task", {"status": "pending", "priority": "P9", "progress": 0}, "priority"),
+        ("task", {"status": "pending", "priority": "P1", "progress": 101}, "progress"),
+    ],
+)
+def test_entity_values_stay_in_their_vocabulary_whoever_writes_them(entity_type: str, state: dict, field: str) -> None:
+    from app.domain.entities import check_values
+
+    with pytest.raises(Invalid) as refused:
+        check_values(entity_type, state)
+    assert refused.value.errors is not None and field in refused.value.errors
+    check_values("sprint", {"status": "active", "priority": "P0"})

@@ -1,7 +1,6 @@
-"""Races between deliveries of one event, driven through the automation service directly.
+"""The automation service driven directly: races and guards a worker cannot be made to show on cue.
 
-The real-worker tests live in tests/integration/automation/; these interleave
-two deliveries at an exact point, which a worker cannot be made to do on cue.
+The real-worker tests live in tests/integration/automation/.
 """
 
 from __future__ import annotations
@@ -66,3 +65,22 @@ def test_a_late_failed_attempt_never_overwrites_the_run_a_duplicate_delivery_com
     assert len(api.events(type="orchestration.notification.created")) == 1
     with runtime.read_uow() as uow:
         assert list(uow.session.scalars(select(OutboxEntry.event_id).where(OutboxEntry.event_id == event_id))) == []
+
+
+def drain(runtime: Any) -> None:
+    with runtime.read_uow() as uow:
+        pending = list(uow.session.scalars(select(OutboxEntry.event_id).order_by(OutboxEntry.event_id)))
+    automation.evaluate_events(pending, runtime.uow(), runtime.clock, depth_limit=5, final=False)
+
+
+def test_a_rule_cannot_give_a_sprint_a_task_only_status(api: Api, runtime: Any) -> None:
+    rule = {"name": "sprints_blocked", "trigger": {"type": "orchestration.sprint.created"},
+            "action": {"name": "set_status", "params": {"status": "blocked"}}}
+    assert api.post("/rules", json=rule).status_code == 201
+    api.create_sprint("S-BAD")
+    drain(runtime)
+
+    assert api.get("/sprints/S-BAD").get_json()["status"] == "planned"
+    runs = api.get("/rules/runs", query_string={"status": "dead"}).get_json()["items"]
+    assert [r["rule_name"] for r in runs] == ["sprints_blocked"] and "status" in runs[0]["error"]
+    assert len(api.events(type="orchestration.automation.rule_failed")) == 1
