@@ -1,14 +1,14 @@
 """Chain integrity: what is wrong with one entity's stream, if anything.
 
 Pure: the caller reads the stream's envelopes (archived ones included) and,
-when older events were purged, the snapshot that anchors the stream; this
+when events were purged, the stream head their archive manifest recorded; this
 module only judges them. Each problem names its kind, the entity, the
 sequence it was found at and, where one exists, the event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,14 +44,6 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Anchor:
-    """Where a stream whose older events were purged resumes: the snapshot's sequence and hash."""
-
-    sequence: int
-    hash: str
-
-
-@dataclass(frozen=True)
 class Head:
     """What the entity row says its stream ends with (``version``, ``last_hash``)."""
 
@@ -59,17 +51,22 @@ class Head:
     hash: str | None
 
 
+Anchors = Mapping[int, str]
+
+
 def check_stream(entity: dict[str, Any], events: Sequence[dict[str, Any]], *,
-                 anchor: Anchor | None = None, head: Head | None = None) -> list[Problem]:
+                 anchors: Anchors | None = None, head: Head | None = None) -> list[Problem]:
     """Every problem of one stream, ordered by sequence.
 
-    ``anchor`` is accepted only when it sits right before the first event
-    present; ``head`` (given when the whole stream is checked) also catches
-    events missing after the last one present.
+    ``anchors`` maps a sequence to the hash a purge recorded for it: events
+    missing right up to an anchored sequence were purged, not lost, and the
+    next event present must link to that hash. ``head`` (given when the whole
+    stream is checked) also catches events missing after the last one present.
     """
     ordered = sorted(events, key=lambda e: (e["sequence"], e["id"]))
-    problems = _opening(entity, ordered, anchor, head)
-    problems += _links(entity, ordered, anchor)
+    anchors = anchors or {}
+    problems = _opening(entity, ordered, anchors, head)
+    problems += _links(entity, ordered, anchors)
     problems += _order(entity, ordered)
     if head is not None and ordered:
         problems += _head(entity, ordered[-1], head)
@@ -86,7 +83,7 @@ def check_loose(events: Iterable[dict[str, Any]]) -> list[Problem]:
     ]
 
 
-def _opening(entity: dict[str, Any], ordered: list[dict[str, Any]], anchor: Anchor | None,
+def _opening(entity: dict[str, Any], ordered: list[dict[str, Any]], anchors: Anchors,
              head: Head | None) -> list[Problem]:
     if not ordered:
         if head is not None and head.sequence > 0:
@@ -99,27 +96,28 @@ def _opening(entity: dict[str, Any], ordered: list[dict[str, Any]], anchor: Anch
             return [Problem(MISSING_CREATED, entity, 1, f"sequence 1 is {first['type']}, not {expected}",
                             first["event_id"])]
         return []
-    if anchor is None or anchor.sequence != first["sequence"] - 1:
+    if first["sequence"] - 1 not in anchors:
         return [Problem(MISSING_CREATED, entity, 1,
-                        f"the stream starts at sequence {first['sequence']} and no snapshot anchors "
+                        f"the stream starts at sequence {first['sequence']} and no purge recorded "
                         f"sequence {first['sequence'] - 1}", first["event_id"])]
     return []
 
 
-def _links(entity: dict[str, Any], ordered: list[dict[str, Any]], anchor: Anchor | None) -> list[Problem]:
+def _links(entity: dict[str, Any], ordered: list[dict[str, Any]], anchors: Anchors) -> list[Problem]:
     """Walk the stream in sequence order: duplicates, gaps, hashes and prev_hash links."""
     problems: list[Problem] = []
-    first = ordered[0]["sequence"] if ordered else 1
-    anchored = anchor is not None and anchor.sequence == first - 1
-    expected, prev_hash = (first, anchor.hash) if anchored and anchor else (first, None)
-    linked = first == 1 or anchored
+    expected, prev_hash, linked = 1, None, True
     for event in ordered:
         sequence, event_id = event["sequence"], event["event_id"]
         if sequence < expected:
             problems.append(Problem(DUPLICATE, entity, sequence, f"sequence {sequence} appears more than once",
                                     event_id))
             continue
-        if sequence > expected:
+        if sequence > expected and sequence - 1 in anchors:
+            prev_hash, linked = anchors[sequence - 1], True  # purged up to here: link to the recorded head
+        elif sequence > expected and expected == 1:
+            linked = False  # reported as missing_created by _opening
+        elif sequence > expected:
             missing = str(expected) if sequence == expected + 1 else f"{expected}..{sequence - 1}"
             problems.append(Problem(GAP, entity, expected, f"sequence {missing} is missing"))
             linked = False

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.domain.errors import NotFound
-from app.domain.integrity import Anchor, Head, Problem, check_loose, check_stream
+from app.domain.integrity import Head, Problem, check_loose, check_stream
 from app.store import archive_rows, snapshots, streams
 from app.store.uow import UnitOfWork
 
@@ -99,15 +99,15 @@ def read_everything(session: Session) -> ChainRead:
 def _judge(session: Session, read: ChainRead, key: StreamKey, stream: list[dict[str, Any]],
            head: Head | None) -> None:
     read.streams[key] = stream
-    read.problems += check_stream(read.entities[key], stream, anchor=_anchor(session, key, stream), head=head)
+    read.problems += check_stream(read.entities[key], stream, anchors=_anchors(session, key, stream), head=head)
 
 
-def _anchor(session: Session, key: StreamKey, stream: list[dict[str, Any]]) -> Anchor | None:
-    """The head a purge recorded right before the first event present, when older events are gone."""
-    if not stream or stream[0]["sequence"] <= 1:
-        return None
-    head = archive_rows.purged_head(session, *key, stream[0]["sequence"] - 1)
-    return Anchor(head["sequence"], head["hash"]) if head is not None else None
+def _anchors(session: Session, key: StreamKey, stream: list[dict[str, Any]]) -> dict[int, str]:
+    """Purge records for the stream, looked up only when events are missing from it."""
+    sequences = [e["sequence"] for e in stream]
+    if sequences == list(range(1, len(sequences) + 1)):
+        return {}
+    return archive_rows.purged_heads(session, *key)
 
 
 def describe(problem: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.domain import events as catalogue
 from app.domain.clock import Clock
 from app.domain.errors import Conflict
-from app.domain.history import differences, public_state, replay
+from app.domain.history import differences, public_state
 from app.services.context import ChangeContext
 from app.services.integrity import ChainRead
 from app.store import repositories as repo
@@ -96,7 +96,7 @@ def repair(session: Session, uow: UnitOfWork, read: ChainRead, drifted: list[dic
 def _compensate(session: Session, key: tuple[str, int], correlation_id: str, ctx: ChangeContext,
                 now: datetime) -> dict[str, Any] | None:
     live = live_state(session, key, lock=True)
-    folded = replay(snapshots.stream_events(session, *key))
+    folded = snapshots.fold_to_end(session, *key, snapshots.stream_events(session, *key))
     if live is None or folded is None:
         return None
     row, state = live

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import Clock, iso, utc_now
 from app.domain.errors import NotFound
-from app.domain.history import apply, public_state, replay, state_at_event
+from app.domain.history import public_state, state_at_event
 from app.services import repair
 from app.services.context import ChangeContext
 from app.services.integrity import ChainRead, read_chain, validate_event_chain
@@ -82,20 +82,22 @@ def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,
 
 
 def _fold(session: Session, read: ChainRead) -> dict[str, Any]:
-    """Steps in global order, one final state per entity, and whether they match the live rows."""
-    current: dict[tuple[str, int], dict[str, Any] | None] = {}
-    steps = []
-    ordered = sorted((e for events in read.streams.values() for e in events), key=lambda e: e["id"])
-    for event in ordered:
-        key = (event["entity"]["type"], event["entity"]["id"])
-        current[key] = apply(current.get(key), event)
-        steps.append({"event": event, "state": _public(current[key])})
+    """Steps in global order, one final state per entity, and whether they match the live rows.
+
+    Each stream folds on its own (across purged stretches, from their snapshots);
+    the steps then interleave the streams by global id.
+    """
+    after: dict[int, dict[str, Any] | None] = {}
     finals = []
     for key, events in read.streams.items():
-        state = replay(sorted(events, key=lambda e: e["id"]))
+        state = None
+        for event, state in snapshots.fold_across(session, *key, sorted(events, key=lambda e: e["sequence"])):
+            after[event["id"]] = state
         version = events[-1]["sequence"] if events else 0
         finals.append({"entity": read.entities[key], "state": _public(state), "version": version,
                        "matches_live": repair.matches_live(session, key, state, version)})
+    ordered = sorted((e for events in read.streams.values() for e in events), key=lambda e: e["id"])
+    steps = [{"event": event, "state": _public(after[event["id"]])} for event in ordered]
     return {"steps": steps, "final_states": finals,
             "matches_live": all(f["matches_live"] is not False for f in finals)}
 
@@ -104,6 +106,9 @@ def _state_at(session: Session, entity_type: str, entity_id: int, at: datetime) 
     state, last = snapshots.state_at(session, entity_type, entity_id, at)
     if state is None or last is None:
         raise NotFound(_why_nothing_at(session, entity_type, entity_id, at))
+    if snapshots.missing_after(session, entity_type, entity_id, last["sequence"]):
+        raise NotFound(f"{entity_type} {entity_id}: the events around {iso(at)} were purged under the "
+                       f"retention policy")
     return state_at_event(state, last)
 
 

@@ -61,20 +61,17 @@ def archive_line(row: Event, archived_at: datetime) -> dict[str, Any]:
     return envelope(row) | {"archived_at": iso(archived_at), "causation_depth": row.causation_depth}
 
 
-def purged_head(session: Session, entity_type: str, entity_id: int, sequence: int) -> dict[str, Any] | None:
-    """The head a purged archive file recorded for this stream at ``sequence``, if any.
+def purged_heads(session: Session, entity_type: str, entity_id: int) -> dict[int, str]:
+    """``{sequence: hash}``: the stream heads purged archive files recorded for this stream.
 
-    Only a purge may leave a stream starting after sequence 1; the manifest it
-    leaves behind is what vouches for the missing prefix (a snapshot alone
-    would let anyone delete a stream's opening events unnoticed).
+    Only a purge may leave events of a stream missing; the manifest it leaves
+    behind is what vouches for them (a snapshot alone would let anyone delete
+    events unnoticed). The next event present must link to the recorded hash.
     """
-    head_sequence = ArchiveManifest.stream_heads[f"{entity_type}:{entity_id}"]["sequence"].as_integer()
-    heads = session.scalars(
-        select(ArchiveManifest.stream_heads)
-        .where(ArchiveManifest.purged_at.is_not(None), head_sequence == sequence)
-        .limit(1)
-    ).first()
-    return heads[f"{entity_type}:{entity_id}"] if heads else None
+    key = f"{entity_type}:{entity_id}"
+    rows = session.scalars(select(ArchiveManifest.stream_heads).where(
+        ArchiveManifest.purged_at.is_not(None), ArchiveManifest.stream_heads[key].is_not(None)))
+    return {heads[key]["sequence"]: heads[key]["hash"] for heads in rows if key in heads}
 
 
 def stream_heads(lines: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from it once older events are purged.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
-from app.domain.history import replay, states
+from app.domain.history import apply
 from app.store.event_store import envelope
 from app.store.tables import Event, Snapshot
 
@@ -59,6 +60,44 @@ def stream_events(session: Session, entity_type: str, entity_id: int, *, after_s
     return [envelope(e) for e in session.scalars(stmt.order_by(Event.sequence, Event.id))]
 
 
+def fold_across(session: Session, entity_type: str, entity_id: int, events: Iterable[dict[str, Any]],
+                state: dict[str, Any] | None = None,
+                last: int = 0) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each event of one stream with the state right after it, folding on from ``state``
+    (the state after sequence ``last``).
+
+    Where events are missing because a purge removed them, the fold resumes
+    from the snapshot the archiver took at the last purged sequence, so a
+    stream with a purged prefix or a purged middle still folds to its row.
+    """
+    for event in events:
+        sequence = event["sequence"]
+        if sequence > last + 1:
+            bridge = at_sequence(session, entity_type, entity_id, sequence - 1)
+            if bridge is not None:
+                state = dict(bridge.state)
+        state = apply(state, event)
+        last = sequence
+        yield event, state
+
+
+def fold_to_end(session: Session, entity_type: str, entity_id: int, events: Iterable[dict[str, Any]],
+                state: dict[str, Any] | None = None, last: int = 0) -> dict[str, Any] | None:
+    pairs = list(fold_across(session, entity_type, entity_id, events, state, last))
+    return pairs[-1][1] if pairs else state
+
+
+def missing_after(session: Session, entity_type: str, entity_id: int, sequence: int) -> bool:
+    """True when the event after ``sequence`` is gone although the stream went on (a purge
+    removed it): what happened right after ``sequence`` can no longer be told."""
+    of_stream = (Event.entity_type == entity_type, Event.entity_id == entity_id)
+    if session.scalar(select(Event.id).where(*of_stream, Event.sequence == sequence + 1).limit(1)) is not None:
+        return False
+    later = select(Snapshot.id).where(Snapshot.entity_type == entity_type, Snapshot.entity_id == entity_id,
+                                      Snapshot.sequence > sequence).limit(1)
+    return session.scalar(later) is not None
+
+
 def take(session: Session, entity_type: str, entity_id: int, upto_sequence: int, now: datetime) -> Snapshot | None:
     """Fold the stream up to ``upto_sequence`` (from the previous snapshot) and store it.
 
@@ -72,7 +111,8 @@ def take(session: Session, entity_type: str, entity_id: int, upto_sequence: int,
                            max_sequence=upto_sequence)
     if not events:
         return base
-    state = replay(events, dict(base.state) if base else None)
+    state = fold_to_end(session, entity_type, entity_id, events, dict(base.state) if base else None,
+                        base.sequence if base else 0)
     if state is None:
         return None
     last = events[-1]
@@ -105,7 +145,8 @@ def state_at(session: Session, entity_type: str, entity_id: int,
     """
     base = latest(session, entity_type, entity_id, at=at)
     events = stream_events(session, entity_type, entity_id, after_sequence=base.sequence if base else 0, at=at)
-    state = replay(events, dict(base.state) if base else None)
+    state = fold_to_end(session, entity_type, entity_id, events, dict(base.state) if base else None,
+                        base.sequence if base else 0)
     if events:
         return state, events[-1]
     if base is None:
@@ -123,6 +164,7 @@ def states_between(session: Session, entity_type: str, entity_id: int, first: in
     events = stream_events(session, entity_type, entity_id, after_sequence=start, max_sequence=last)
     return {
         event["sequence"]: state
-        for event, state in states(events, dict(base.state) if base else None)
+        for event, state in fold_across(session, entity_type, entity_id, events,
+                                        dict(base.state) if base else None, start)
         if event["sequence"] >= first
     }

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.domain.hashing import event_hash
-from app.domain.integrity import Anchor, Head, check_loose, check_stream
+from app.domain.integrity import Head, check_loose, check_stream
 
 ENTITY = {"type": "task", "id": 7, "code": "T-7"}
 START = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
@@ -134,18 +134,27 @@ def test_a_stream_without_its_created_event_and_without_an_anchor_is_missing_cre
     assert kinds_at(check_stream(ENTITY, events)) == [("missing_created", 1)]
 
 
-def test_a_snapshot_anchor_right_before_the_first_event_present_replaces_the_purged_prefix() -> None:
+def test_a_purge_anchor_right_before_the_first_event_present_replaces_the_purged_prefix() -> None:
     events = chain(6)
-    anchor = Anchor(3, events[2]["hash"])
-    assert check_stream(ENTITY, events[3:], anchor=anchor, head=Head(6, events[-1]["hash"])) == []
+    anchors = {3: events[2]["hash"]}
+    assert check_stream(ENTITY, events[3:], anchors=anchors, head=Head(6, events[-1]["hash"])) == []
 
 
-@pytest.mark.parametrize(("anchor", "expected"), [
-    (Anchor(2, "whatever"), [("missing_created", 1)]),
-    (Anchor(3, "f" * 64), [("hash_mismatch", 4)]),
+def test_a_purge_anchor_bridges_a_hole_in_the_middle_of_a_stream() -> None:
+    events = chain(6)
+    kept = [events[0], *events[3:]]  # sequence 1 was kept (P0); 2..3 were archived and purged
+    assert check_stream(ENTITY, kept, anchors={3: events[2]["hash"]}, head=Head(6, events[-1]["hash"])) == []
+    assert kinds_at(check_stream(ENTITY, kept)) == [("gap", 2)]
+    assert kinds_at(check_stream(ENTITY, kept, anchors={2: events[1]["hash"]})) == [("gap", 2)]
+
+
+@pytest.mark.parametrize(("anchors", "expected"), [
+    ({2: "whatever"}, [("missing_created", 1)]),
+    ({3: "f" * 64}, [("hash_mismatch", 4)]),
 ])
-def test_an_anchor_that_does_not_fit_does_not_vouch_for_the_stream(anchor: Anchor, expected: list[Any]) -> None:
-    assert kinds_at(check_stream(ENTITY, chain(6)[3:], anchor=anchor)) == expected
+def test_an_anchor_that_does_not_fit_does_not_vouch_for_the_stream(anchors: dict[int, str],
+                                                                    expected: list[Any]) -> None:
+    assert kinds_at(check_stream(ENTITY, chain(6)[3:], anchors=anchors)) == expected
 
 
 def test_a_first_event_of_the_wrong_type_is_missing_created() -> None:
