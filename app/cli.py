@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.domain.clock import iso
+from app.domain.clock import iso, utc_now
 from app.domain.errors import DomainError
 from app.domain.retention import DEFAULT_BATCH_SIZE
 from app.domain.timeparse import parse_age
@@ -38,9 +38,11 @@ def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str
     """Reject a malformed age before any work starts."""
     if value is not None:
         try:
-            parse_age(value)
+            utc_now() - parse_age(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
+        except OverflowError:
+            raise click.BadParameter(f"age too large: {value!r}") from None
     return value
 
 

@@ -9,6 +9,7 @@ from app.domain.errors import Invalid
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+LARGEST_ID = 2**63 - 1
 
 
 def encode_cursor(last_id: int) -> str:
@@ -21,8 +22,8 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, _, value = raw.partition(":")
-        if version != "v1":
-            raise ValueError(version)
+        if version != "v1" or not (value.isascii() and value.isdigit()) or int(value) > LARGEST_ID:
+            raise ValueError(raw)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Invalid("the cursor is not one this service issued", {"after": ["invalid cursor"]}) from None

@@ -28,6 +28,8 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.store.tables import AgentSession, Event, Sprint, Task
 
+INT_MAX = 2**31 - 1  # entity ids are INTEGER columns
+
 
 @dataclass(frozen=True)
 class EventFilter:
@@ -101,9 +103,10 @@ def by_date_range(stmt: Select, start: datetime | None, end: datetime | None) ->
 
 
 def by_entity(stmt: Select, entity_type: str | None, code: str | None) -> Select:  # type: ignore[type-arg]
-    if entity_type is not None:
+    """An empty value filters nothing, as for every other filter (and the rollups)."""
+    if entity_type:
         stmt = stmt.where(Event.entity_type == entity_type)
-    if code is not None:
+    if code:
         stmt = stmt.where(Event.entity_code == code)
     return stmt
 
@@ -204,7 +207,7 @@ def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
     by_code = session.scalar(
         select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code).limit(1)
     )
-    if by_code is None and code.isdigit():
+    if by_code is None and code.isascii() and code.isdigit() and int(code) <= INT_MAX:
         return session.scalar(  # entities without a code (notifications, alerts) are named by id
             select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_id == int(code)).limit(1)
         )
