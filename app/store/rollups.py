@@ -38,11 +38,20 @@ PG_LABEL_FORMATS = {"minute": 'YYYY-MM-DD"T"HH24:MI', "hour": 'YYYY-MM-DD"T"HH24
 Counts = Counter[tuple[str, ...]]
 
 
+def _one_snapshot(session: Session) -> None:
+    """The edge counts and the rollups are separate statements: on PostgreSQL they must
+    read one snapshot, or a commit between them yields a total that never existed.
+    (SQLite's read transaction is a snapshot already.)"""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 def counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Counts:
     """Events matching ``flt`` grouped by ``keys`` (dimensions and/or a time unit label)."""
     if not rollups_answer(flt, keys):
         return raw_counts(session, flt, keys)
     split = split_hours(flt.start, flt.end)
+    _one_snapshot(session)
     total: Counts = Counter()
     for start, end in split.raw:
         total.update(raw_counts(session, dataclasses.replace(flt, start=start, end=end), keys))
