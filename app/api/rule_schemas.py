@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.api.schemas import EventOut, PageArgs
+from app.api.schemas import EventOut, Immutable, PageArgs
 from app.domain.rules import OPERATORS
 from app.services.rules_admin import RUN_STATUSES
 
@@ -54,7 +54,9 @@ class RuleCreate(Schema):
 
 
 class RulePatch(Schema):
-    name = fields.String(validate=validate.Regexp(RULE_NAME, error="must match {regex}"))
+    # The name is the rule's identity in its events' actor (automation:<name>) and in the guard
+    # that keeps a rule from reacting to itself: renaming would blind that guard.
+    name = Immutable()
     description = fields.String(validate=validate.Length(max=2000))
     trigger = fields.Nested(TriggerIn)
     action = fields.Nested(ActionIn)

@@ -168,3 +168,12 @@ def test_unstorable_text_is_judged_only_after_authentication(api: Api) -> None:
     assert_problem(api.post("/tasks", json=body, role=None), 401)
     problem = assert_problem(api.post("/tasks", json=body), 422)
     assert problem["errors"] == {"title": ["contains a NUL character or an unpaired surrogate"]}
+
+
+def test_a_rule_keeps_its_name_its_events_carry_it(api: Api) -> None:
+    rule = {"name": "named_once", "trigger": {"type": "custom.x"},
+            "action": {"name": "emit_event", "params": {"type": "custom.y"}}}
+    rule_id = api.post("/rules", json=rule).get_json()["id"]
+    problem = assert_problem(api.patch(f"/rules/{rule_id}", json={"name": "renamed"}), 422)
+    assert "name" in problem["errors"]
+    assert api.get(f"/rules/{rule_id}").get_json()["name"] == "named_once"
