@@ -1,9 +1,10 @@
 """The rules engine at work: evaluate one dispatched event, apply each matching rule once.
 
-One transaction per event: claim its outbox row, run every matching rule
-(each in a savepoint), record one ``automation_rule_runs`` row per rule (UNIQUE
-rule+event) with the effects, delete the outbox row, commit. A redelivered
-message finds the outbox row gone and does nothing (DESIGN §3).
+One transaction per matching rule: claim the event's outbox row, apply the
+rule (in a savepoint), record its ``automation_rule_runs`` row (UNIQUE
+rule+event) with the effects, commit; then delete the outbox row. A redelivered
+message skips the rules whose runs are recorded, and finds the outbox row gone
+once all are done (DESIGN §3).
 """
 
 from __future__ import annotations
@@ -55,33 +56,75 @@ def evaluate_event(event_id: int, uow: UnitOfWork, clock: Clock, *, depth_limit:
     """Run every matching rule for one event; safe to deliver twice, or concurrently."""
     attempt = Attempt(event_id, final, depth_limit)
     try:
-        with uow:
-            session = uow.session
-            if not outbox.claim(session, event_id):
+        pending = _pending_rules(uow, event_id, attempt, clock)
+        for rule_id in pending:
+            if not _apply_rule(uow, event_id, rule_id, attempt, clock):
                 return
-            event = session.get(Event, event_id)
-            if event is not None:
-                _run_matches(session, event, attempt, clock)
-            outbox.release(session, event_id)
-            uow.pending_dispatch.extend(attempt.dispatched)
-            uow.commit()
+        if pending:
+            _release(uow, event_id)
     except TRANSIENT as exc:
         if attempt.current_rule is not None:
             _record_failed_attempt(uow, attempt.current_rule, event_id, exc, clock)
         raise
 
 
-def _run_matches(session: Session, event: Event, attempt: Attempt, clock: Clock) -> None:
-    rules = rule_registry.enabled_rules(session, clock)
-    runs = {run.rule_id: run for run in session.scalars(select(RuleRun).where(RuleRun.event_id == event.id))}
-    seen = envelope(event)
-    for match in evaluate_rules(seen, rules, depth=event.causation_depth, depth_limit=attempt.depth_limit):
-        run = runs.get(match.rule.id)
-        if run is not None and run.status != RETRYABLE_STATUS:
-            continue
-        attempt.current_rule = match.rule.id
-        _run_one(session, match, event, seen, run, attempt, clock)
+def _pending_rules(uow: UnitOfWork, event_id: int, attempt: Attempt, clock: Clock) -> list[int]:
+    """The rules still to apply; with none, the outbox row is released right away."""
+    with uow:
+        session = uow.session
+        if not outbox.claim(session, event_id):
+            return []
+        event = session.get(Event, event_id)
+        pending = [match.rule.id for match in _open_matches(session, event, attempt, clock)] if event else []
+        if not pending:
+            outbox.release(session, event_id)
+        uow.commit()  # also keeps the rules enabled_rules may have seeded, with their ids
+        return pending
+
+
+def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, clock: Clock) -> bool:
+    """One rule in its own transaction: claim the outbox row, recheck, apply, record the run.
+
+    A transaction per rule keeps the lock order of every writer: rows first,
+    the commit-order lock last. Had a first rule appended events (taking that
+    lock) before a second locked a row, an API request holding the row and
+    waiting for the lock would deadlock with it. False: another delivery
+    finished the event meanwhile.
+    """
+    with uow:
+        session = uow.session
+        if not outbox.claim(session, event_id):
+            return False
+        event = session.get(Event, event_id)
+        match = next((m for m in _open_matches(session, event, attempt, clock) if m.rule.id == rule_id), None)
+        if event is None or match is None:
+            return True
+        run = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id, RuleRun.event_id == event_id)).first()
+        attempt.current_rule = rule_id
+        _run_one(session, match, event, envelope(event), run, attempt, clock)
+        uow.pending_dispatch.extend(attempt.dispatched)
+        attempt.dispatched = []
+        uow.commit()
         attempt.current_rule = None
+        return True
+
+
+def _release(uow: UnitOfWork, event_id: int) -> None:
+    with uow:
+        if outbox.claim(uow.session, event_id):
+            outbox.release(uow.session, event_id)
+            uow.commit()
+
+
+def _open_matches(session: Session, event: Event | None, attempt: Attempt, clock: Clock) -> list[Match]:
+    """Matches of enabled rules that have no finished run for this event yet."""
+    if event is None:
+        return []
+    rules = rule_registry.enabled_rules(session, clock)
+    finished = set(session.scalars(select(RuleRun.rule_id).where(RuleRun.event_id == event.id,
+                                                                 RuleRun.status != RETRYABLE_STATUS)))
+    matches = evaluate_rules(envelope(event), rules, depth=event.causation_depth, depth_limit=attempt.depth_limit)
+    return [m for m in matches if m.rule.id not in finished]
 
 
 def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any], run: RuleRun | None,
