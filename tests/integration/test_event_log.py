@@ -108,3 +108,19 @@ def test_deleted_entities_answer_404_keep_their_history_and_never_free_their_cod
     events = api.events(path="/events/entity/sprint/S-DEL")
     assert [e["type"] for e in events] == ["orchestration.sprint.created", "orchestration.sprint.deleted"]
     assert events[1]["changes"]["title"] == {"before": "Sprint S-DEL", "after": None}
+
+
+def test_every_response_carries_request_and_correlation_ids_and_a_generated_one_joins_no_chain(api: Api) -> None:
+    created = api.post("/sprints", json={"sprint_code": "S-IDS", "title": "t"})
+    assert created.headers["Location"].endswith("/api/orchestration/sprints/S-IDS")
+    generated = created.headers["X-Correlation-ID"]
+    assert str(uuid.UUID(generated)) == generated and uuid.UUID(created.headers["X-Request-ID"])
+    [event] = api.events(entity_code="S-IDS")
+    assert event["correlation_chain"] == [] and generated not in (event["correlation_id"],)
+    assert api.events(path=f"/events/correlation/{generated}") == []
+    for response in (api.get("/health", role=None), api.get("/nowhere"), api.get("/sprints", role=None)):
+        assert uuid.UUID(response.headers["X-Request-ID"]) and uuid.UUID(response.headers["X-Correlation-ID"])
+    other = api.get("/sprints/S-IDS")
+    assert other.headers["X-Request-ID"] != created.headers["X-Request-ID"]
+    task = api.post("/tasks", json={"task_code": "T-IDS", "title": "t"})
+    assert task.headers["Location"].endswith("/api/orchestration/tasks/T-IDS") and task.headers["ETag"] == '"1"'
