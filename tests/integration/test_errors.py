@@ -88,10 +88,12 @@ def test_bad_requests_get_their_status_and_change_nothing(api: Api, runtime: Any
     assert snapshot(runtime) == before
 
 
-def test_a_body_over_the_limit_is_413(api: Api, runtime: Any) -> None:
+def test_a_body_over_the_limit_is_413_and_records_nothing(api: Api, runtime: Any) -> None:
+    api.create_task("T-1")
     before = snapshot(runtime)
     big = {"task_code": "T-BIG", "title": "x", "description": "a" * (1024 * 1024 + 10)}
     assert_problem(api.post("/tasks", json=big), 413)
+    assert_problem(api.patch("/tasks/T-1", json={"description": big["description"]}), 413)
     assert snapshot(runtime) == before
 
 
