@@ -82,12 +82,3 @@ class Settings:
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
         )
-
-    @property
-    def pubsub_url(self) -> str | None:
-        """Redis for the live stream: REDIS_URL, else the broker when it is Redis."""
-        if self.redis_url:
-            return self.redis_url
-        if self.celery_broker_url.startswith(("redis://", "rediss://")):
-            return self.celery_broker_url
-        return None

@@ -16,36 +16,7 @@ TASK_STATUSES = ("pending", "in_progress", "blocked", "completed", "cancelled")
 SESSION_STATUSES = ("active", "ended")
 FINAL_STATUS = "cancelled"
 
-SPRINT_FIELDS = ("sprint_code", "title", "status", "priority", "metadata")
-TASK_FIELDS = (
-    "task_code",
-    "sprint_code",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "progress",
-    "assignee",
-    "metadata",
-)
-SESSION_FIELDS = (
-    "session_key",
-    "agent_id",
-    "sprint_code",
-    "task_code",
-    "status",
-    "started_at",
-    "resumed_at",
-    "ended_at",
-    "metadata",
-)
-FIELDS_BY_ENTITY: dict[str, tuple[str, ...]] = {
-    "sprint": SPRINT_FIELDS,
-    "task": TASK_FIELDS,
-    "session": SESSION_FIELDS,
-}
 CODE_FIELD = {"sprint": "sprint_code", "task": "task_code", "session": "session_key"}
-TRACKED_ENTITIES = ("sprint", "task")
 
 
 STATUSES = {"sprint": SPRINT_STATUSES, "task": TASK_STATUSES, "session": SESSION_STATUSES}

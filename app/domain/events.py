@@ -36,19 +36,6 @@ NOTIFICATION_CREATED = "orchestration.notification.created"
 ALERT_RAISED = "orchestration.alert.raised"
 RULE_FAILED = "orchestration.automation.rule_failed"
 
-CATALOGUE = (
-    *(f"{PREFIX}.sprint.{s}" for s in ("created", "updated", "deleted", "status_changed",
-                                        "metadata_updated", "validation_failed")),
-    *(f"{PREFIX}.task.{s}" for s in ("created", "updated", "deleted", "status_changed",
-                                      "blocked", "assigned", "priority_changed",
-                                      "progress_updated", "validation_failed")),
-    *(f"{PREFIX}.session.{s}" for s in ("started", "resumed", "ended")),
-    CONTEXT_ASSEMBLED,
-    NOTIFICATION_CREATED,
-    ALERT_RAISED,
-    RULE_FAILED,
-)
-
 
 def event_type(entity_type: str, suffix: str) -> str:
     return f"{PREFIX}.{entity_type}.{suffix}"

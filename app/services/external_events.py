@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.domain import events as catalogue
 from app.domain.clock import Clock
@@ -31,11 +32,11 @@ def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
         )
     entity_type, code = _stream_of(body, ctx)
     event_id = body.get("event_id")
-    if event_id and (existing := _existing(event_id, uow)) is not None:
-        return existing, False
     try:
         with uow:
             session = uow.session
+            if event_id and (existing := _existing(session, event_id)) is not None:
+                return existing, False
             try:
                 row = FINDERS[entity_type](session, code, lock=True)
             except NotFound as missing:
@@ -50,10 +51,12 @@ def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
             uow.commit()
             return envelope(rows[0]), True
     except IntegrityError:
-        found = _existing(event_id, uow) if event_id else None
-        if found is None:
-            raise
-        return found, False
+        if event_id:
+            with uow:
+                found = _existing(uow.session, event_id)
+            if found is not None:
+                return found, False
+        raise
 
 
 def _stream_of(body: dict[str, Any], ctx: ChangeContext) -> tuple[str, str]:
@@ -72,7 +75,6 @@ def _stream_of(body: dict[str, Any], ctx: ChangeContext) -> tuple[str, str]:
     return "session", key
 
 
-def _existing(event_id: str, uow: UnitOfWork) -> dict[str, Any] | None:
-    with uow:
-        row = uow.session.scalars(select(Event).where(Event.event_id == event_id)).one_or_none()
-        return envelope(row) if row is not None else None
+def _existing(session: Session, event_id: str) -> dict[str, Any] | None:
+    row = session.scalars(select(Event).where(Event.event_id == event_id)).one_or_none()
+    return envelope(row) if row is not None else None

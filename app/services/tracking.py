@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.domain import events as catalogue
 from app.domain.clock import Clock, iso
 from app.domain.entities import apply_patch, check_status_change, check_values
-from app.domain.errors import Conflict
+from app.domain.errors import Conflict, NotFound
 from app.services.context import ChangeContext
 from app.store import repositories as repo
 from app.store.event_store import Event, append
@@ -89,8 +89,9 @@ def create(kind: Kind, data: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork
             raise Conflict(f"{kind.name} code {code!r} is taken", {kind.code_field: ["already exists"]}) from None
         event = catalogue.created_event(kind.name, kind.state(row))
         _dispatch(uow, append(session, repo.stream_of(kind.name, row), [event], ctx.meta(), now))
+        body = resource(kind, session, row)  # before commit: no second transaction to read it back
         uow.commit()
-        return resource(kind, session, row)
+        return body
 
 
 def apply_update(session: Session, kind: Kind, code: str, patch: dict[str, Any], ctx: ChangeContext,
@@ -118,10 +119,11 @@ def update(kind: Kind, code: str, patch: dict[str, Any], ctx: ChangeContext, uow
     """Apply a partial update; one event per granular change, none when nothing changed."""
     with uow:
         row, rows = apply_update(uow.session, kind, code, patch, ctx, clock)
+        body = resource(kind, uow.session, row)
         if rows:
             _dispatch(uow, rows)
             uow.commit()
-        return resource(kind, uow.session, row)
+        return body
 
 
 def delete(kind: Kind, code: str, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> None:
@@ -146,7 +148,7 @@ def record_rejection(entity_type: str, code: str, status: int, detail: str,
         session = uow.session
         try:
             row = kind.find(session, code)
-        except Exception:  # noqa: BLE001 - a rejection of a missing entity records nothing
+        except NotFound:  # a rejection of a missing entity records nothing
             return
         planned = catalogue.PlannedEvent(
             catalogue.event_type(entity_type, "validation_failed"),

@@ -21,7 +21,6 @@ from app.store.tables import Event, EventRollup, OutboxEntry, StreamMixin
 # Held from the events' INSERT to COMMIT, so ids become visible in id order and
 # a reader paging by ``id > cursor`` never skips a late commit (DESIGN §3).
 COMMIT_ORDER_LOCK = 7_236_052_154_312_557_101
-VALIDATION_FAILED = "validation_failed"
 
 
 @dataclass(frozen=True)

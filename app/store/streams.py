@@ -44,14 +44,6 @@ def owner(session: Session, correlation_id: str) -> StreamRow | None:
     return _stream_row(signal.kind, signal) if signal is not None else None
 
 
-def stream_row(session: Session, entity_type: str, entity_id: int) -> StreamRow | None:
-    if entity_type in STREAM_MODELS:
-        row = session.get(STREAM_MODELS[entity_type], entity_id)
-    else:
-        row = session.scalars(select(Signal).where(Signal.id == entity_id, Signal.kind == entity_type)).first()
-    return _stream_row(entity_type, row) if row is not None else None
-
-
 def all_stream_rows(session: Session) -> dict[tuple[str, int], StreamRow]:
     """Every entity row that has (or should have) a stream, keyed by (type, id)."""
     found: dict[tuple[str, int], StreamRow] = {}
