@@ -57,11 +57,9 @@ def evaluate_event(event_id: int, uow: UnitOfWork, clock: Clock, *, depth_limit:
     attempt = Attempt(event_id, final, depth_limit)
     try:
         pending = _pending_rules(uow, event_id, attempt, clock)
-        for rule_id in pending:
-            if not _apply_rule(uow, event_id, rule_id, attempt, clock):
+        for position, rule_id in enumerate(pending, start=1):
+            if not _apply_rule(uow, event_id, rule_id, attempt, clock, last=position == len(pending)):
                 return
-        if pending:
-            _release(uow, event_id)
     except TRANSIENT as exc:
         if attempt.current_rule is not None:
             _record_failed_attempt(uow, attempt.current_rule, event_id, exc, clock)
@@ -82,8 +80,10 @@ def _pending_rules(uow: UnitOfWork, event_id: int, attempt: Attempt, clock: Cloc
         return pending
 
 
-def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, clock: Clock) -> bool:
-    """One rule in its own transaction: claim the outbox row, recheck, apply, record the run.
+def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, clock: Clock, *,
+                last: bool) -> bool:
+    """One rule in its own transaction: claim the outbox row, recheck, apply, record the run;
+    the last one also releases the outbox row.
 
     A transaction per rule keeps the lock order of every writer: rows first,
     the commit-order lock last. Had a first rule appended events (taking that
@@ -95,25 +95,28 @@ def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, 
         session = uow.session
         if not outbox.claim(session, event_id):
             return False
-        event = session.get(Event, event_id)
-        match = next((m for m in _open_matches(session, event, attempt, clock) if m.rule.id == rule_id), None)
-        if event is None or match is None:
-            return True
-        run = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id, RuleRun.event_id == event_id)).first()
-        attempt.current_rule = rule_id
-        _run_one(session, match, event, envelope(event), run, attempt, clock)
-        uow.pending_dispatch.extend(attempt.dispatched)
-        attempt.dispatched = []
+        match, run, event = _still_open(session, event_id, rule_id, attempt)
+        if match is not None and event is not None:
+            attempt.current_rule = rule_id
+            _run_one(session, match, event, envelope(event), run, attempt, clock)
+            uow.pending_dispatch.extend(attempt.dispatched)
+            attempt.dispatched = []
+        if last:
+            outbox.release(session, event_id)
         uow.commit()
         attempt.current_rule = None
         return True
 
 
-def _release(uow: UnitOfWork, event_id: int) -> None:
-    with uow:
-        if outbox.claim(uow.session, event_id):
-            outbox.release(uow.session, event_id)
-            uow.commit()
+def _still_open(session: Session, event_id: int, rule_id: int,
+                attempt: Attempt) -> tuple[Match | None, RuleRun | None, Event | None]:
+    """The rule's match on the event, unless the rule was disabled or its run finished meanwhile."""
+    event, rule = session.get(Event, event_id), rule_registry.enabled_rule(session, rule_id)
+    run = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id, RuleRun.event_id == event_id)).first()
+    if event is None or rule is None or (run is not None and run.status != RETRYABLE_STATUS):
+        return None, run, event
+    matches = evaluate_rules(envelope(event), [rule], depth=event.causation_depth, depth_limit=attempt.depth_limit)
+    return (matches[0] if matches else None), run, event
 
 
 def _open_matches(session: Session, event: Event | None, attempt: Attempt, clock: Clock) -> list[Match]:

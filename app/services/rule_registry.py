@@ -57,11 +57,23 @@ def user_actions() -> Mapping[str, ActionDef]:
     return {name: a for name, a in _actions.items() if not name.startswith("code:")}
 
 
+# Database URL -> the code rules already found committed there: no query per call after that.
+_present: dict[str, frozenset[str]] = {}
+
+
 def ensure_rules(session: Session, clock: Clock) -> bool:
-    """Insert the code rules that have no row yet; True when something was inserted."""
+    """Insert the code rules that have no row yet; True when something was inserted.
+
+    Once every code rule was found in the database, later calls in this
+    process ask nothing (until another code rule is registered).
+    """
+    where, wanted = session.get_bind().engine.url.render_as_string(), frozenset(_code_rules)
+    if _present.get(where) == wanted:
+        return False
     existing = set(session.scalars(select(Rule.name)))
     missing = [rule for name, rule in _code_rules.items() if name not in existing]
     if not missing:
+        _present[where] = wanted
         return False
     now = clock()
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -80,6 +92,12 @@ def to_def(row: Rule) -> RuleDef | None:
     action = row.action or {}
     return RuleDef(row.id, row.name, trigger, ActionSpec(str(action.get("name")), dict(action.get("params") or {})),
                    row.enabled)
+
+
+def enabled_rule(session: Session, rule_id: int) -> RuleDef | None:
+    """One rule, if it exists and is enabled."""
+    row = session.get(Rule, rule_id)
+    return to_def(row) if row is not None and row.enabled else None
 
 
 def enabled_rules(session: Session, clock: Clock) -> list[RuleDef]:
