@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from app.domain.fold import apply_event as apply
@@ -11,11 +11,23 @@ from app.domain.fold import fold as replay
 __all__ = ["apply", "differences", "public_state", "replay", "state_at_event", "states"]
 
 
-def states(events: Iterable[dict[str, Any]],
-           state: dict[str, Any] | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """Each event with the state right after it."""
+Resume = Callable[[int], "dict[str, Any] | None"]
+
+
+def states(events: Iterable[dict[str, Any]], state: dict[str, Any] | None = None, last: int = 0,
+           resume: Resume | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each event of one stream with the state right after it, folding on from
+    ``state`` (the state after sequence ``last``).
+
+    Where sequences are missing (a purged stretch), ``resume(sequence)`` gives
+    the state after the last missing one, when it is known.
+    """
     for event in events:
+        sequence = event.get("sequence")
+        if resume is not None and sequence is not None and sequence > last + 1:
+            state = resume(sequence - 1) or state
         state = apply(state, event)
+        last = sequence if sequence is not None else last
         yield event, state
 
 

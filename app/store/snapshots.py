@@ -9,6 +9,7 @@ from it once older events are purged.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
-from app.domain.history import apply
+from app.domain.history import states
 from app.store.event_store import envelope
 from app.store.tables import Event, Snapshot
 
@@ -63,28 +64,21 @@ def stream_events(session: Session, entity_type: str, entity_id: int, *, after_s
 def fold_across(session: Session, entity_type: str, entity_id: int, events: Iterable[dict[str, Any]],
                 state: dict[str, Any] | None = None,
                 last: int = 0) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """Each event of one stream with the state right after it, folding on from ``state``
-    (the state after sequence ``last``).
+    """``history.states`` for a stored stream: across a purged stretch it resumes from the
+    snapshot the archiver took at its last sequence, so a stream with a purged prefix or
+    a purged middle still folds to its row."""
 
-    Where events are missing because a purge removed them, the fold resumes
-    from the snapshot the archiver took at the last purged sequence, so a
-    stream with a purged prefix or a purged middle still folds to its row.
-    """
-    for event in events:
-        sequence = event["sequence"]
-        if sequence > last + 1:
-            bridge = at_sequence(session, entity_type, entity_id, sequence - 1)
-            if bridge is not None:
-                state = dict(bridge.state)
-        state = apply(state, event)
-        last = sequence
-        yield event, state
+    def resume(sequence: int) -> dict[str, Any] | None:
+        bridge = at_sequence(session, entity_type, entity_id, sequence)
+        return dict(bridge.state) if bridge is not None else None
+
+    return states(events, state, last, resume)
 
 
 def fold_to_end(session: Session, entity_type: str, entity_id: int, events: Iterable[dict[str, Any]],
                 state: dict[str, Any] | None = None, last: int = 0) -> dict[str, Any] | None:
-    pairs = list(fold_across(session, entity_type, entity_id, events, state, last))
-    return pairs[-1][1] if pairs else state
+    final = deque(fold_across(session, entity_type, entity_id, events, state, last), maxlen=1)
+    return final[0][1] if final else state
 
 
 def missing_after(session: Session, entity_type: str, entity_id: int, sequence: int) -> bool:
