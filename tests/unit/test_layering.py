@@ -39,6 +39,14 @@ def test_the_domain_imports_nothing_from_outer_layers() -> None:
     assert offenders(ROOT / "app" / "domain", outer) == {}
 
 
+def test_the_store_never_imports_use_cases_or_http() -> None:
+    assert offenders(ROOT / "app" / "store", ("app.services", "app.api", "flask", "celery")) == {}
+
+
+def test_use_cases_never_import_the_http_layer() -> None:
+    assert offenders(ROOT / "app" / "services", ("app.api", "flask")) == {}
+
+
 def test_workers_never_import_the_http_layer() -> None:
     folder = ROOT / "workers"
     if folder.exists():
