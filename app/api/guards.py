@@ -10,12 +10,13 @@ from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from app.domain.errors import Invalid
+from app.domain.paging import BIGINT_ID_MAX, INT_ID_MAX
 
 
 class IntId(IntegerConverter):
     """``<int:…>``: an id larger than its INTEGER column can hold is simply not found."""
 
-    largest = 2**31 - 1
+    largest = INT_ID_MAX
 
     def to_python(self, value: str) -> int:
         number = int(super().to_python(value))
@@ -27,11 +28,11 @@ class IntId(IntegerConverter):
 class BigIntId(IntId):
     """``<bigint:…>`` for event ids (BIGINT)."""
 
-    largest = 2**63 - 1
+    largest = BIGINT_ID_MAX
 
 
 def id_schema(converter: IntId) -> dict[str, Any]:
-    return {"type": "integer", "format": "int64" if converter.largest > 2**31 else "int32",
+    return {"type": "integer", "format": "int64" if converter.largest > INT_ID_MAX else "int32",
             "minimum": 0, "maximum": converter.largest}
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from app.api.schemas import EventOut, Immutable, PageArgs
+from app.domain.paging import BIGINT_ID_MAX, INT_ID_MAX
 from app.domain.rules import OPERATORS
 from app.services.rules_admin import RUN_STATUSES
 
-INT_MAX, BIGINT_MAX = 2**31 - 1, 2**63 - 1  # the id columns' ranges
 RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
@@ -19,9 +19,9 @@ class EventRef(fields.Field):
     """An event named by its ``id`` (integer) or its ``event_id`` (UUID)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | str:
-        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= BIGINT_MAX:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= BIGINT_ID_MAX:
             return value
-        if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= BIGINT_MAX:
+        if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= BIGINT_ID_MAX:
             return int(value)
         try:
             return str(uuid.UUID(str(value)))
@@ -72,7 +72,7 @@ EVENT_REF = {"description": "the event's id (integer) or its event_id (UUID)", "
 
 
 class RunQuery(PageArgs):
-    rule_id = fields.Integer(validate=validate.Range(min=1, max=INT_MAX))
+    rule_id = fields.Integer(validate=validate.Range(min=1, max=INT_ID_MAX))
     event_id = EventRef(metadata=EVENT_REF)
     status = fields.String(validate=validate.OneOf(RUN_STATUSES))
 

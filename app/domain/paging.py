@@ -9,7 +9,8 @@ from app.domain.errors import Invalid
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
-LARGEST_ID = 2**63 - 1
+INT_ID_MAX = 2**31 - 1  # ids of INTEGER columns (entities, rules, runs)
+BIGINT_ID_MAX = 2**63 - 1  # ids of BIGINT columns (events)
 
 
 def encode_cursor(last_id: int) -> str:
@@ -22,7 +23,7 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, _, value = raw.partition(":")
-        if version != "v1" or not (value.isascii() and value.isdigit()) or int(value) > LARGEST_ID:
+        if version != "v1" or not (value.isascii() and value.isdigit()) or int(value) > BIGINT_ID_MAX:
             raise ValueError(raw)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.domain.clock import as_utc
+from app.domain.entities import PRIORITIES
 from app.domain.timeparse import parse_age
 
-PRIORITIES = ("P0", "P1", "P2", "P3")
 DEFAULT_ARCHIVE_AFTER = "90d"
 DEFAULT_DELETE_AFTER = "365d"
 DEFAULT_KEEP_PRIORITIES = ("P0",)
