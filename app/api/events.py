@@ -12,7 +12,6 @@ from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
 from app.domain.paging import decode_cursor, encode_cursor
 from app.services import external_events, queries
-from app.store.event_queries import EventFilter
 
 blp = Blueprint("events", __name__, url_prefix="/api/orchestration/events",
                 description="The append-only event log.")
@@ -20,8 +19,8 @@ EventPage = s.page_of(s.EventOut)
 FILTER_FIELDS = ("type", "entity_type", "entity_code", "actor", "session_key", "start", "end", "include_archived")
 
 
-def event_filter(args: dict[str, Any]) -> EventFilter:
-    return EventFilter(**{k: args[k] for k in FILTER_FIELDS if k in args})
+def event_filter(args: dict[str, Any]) -> queries.EventFilter:
+    return queries.EventFilter(**{k: args[k] for k in FILTER_FIELDS if k in args})
 
 
 def page(items: list[dict[str, Any]], last: int | None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from app.store.event_store import envelope
 from app.store.tables import Event
 from app.store.uow import UnitOfWork
 
+EventFilter = q.EventFilter  # the filter vocabulary callers of these use cases speak
+
 Page = tuple[list[dict[str, Any]], int | None]
 
 
