@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, encode_cursor
+from app.domain.paging import decode_cursor, page_body
 from app.services import external_events, queries
 
 blp = Blueprint("events", __name__, url_prefix="/api/orchestration/events",
@@ -21,10 +21,6 @@ FILTER_FIELDS = ("type", "entity_type", "entity_code", "actor", "session_key", "
 
 def event_filter(args: dict[str, Any]) -> queries.EventFilter:
     return queries.EventFilter(**{k: args[k] for k in FILTER_FIELDS if k in args})
-
-
-def page(items: list[dict[str, Any]], last: int | None) -> dict[str, Any]:
-    return {"items": items, "next": encode_cursor(last) if last else None}
 
 
 @blp.route("", methods=["POST"])
@@ -46,7 +42,7 @@ def record_event(body: dict[str, Any]) -> Any:
 @blp.response(200, EventPage)
 def list_events(args: dict[str, Any]) -> dict[str, Any]:
     """Oldest first; follow with ``after`` — an event committed late is never skipped."""
-    return page(*queries.list_events(event_filter(args), decode_cursor(args["after"]), args["limit"], read_uow()))
+    return page_body(*queries.list_events(event_filter(args), decode_cursor(args["after"]), args["limit"], read_uow()))
 
 
 @blp.route("/<bigint:event_id>", methods=["GET"])
@@ -64,7 +60,7 @@ def correlation_events(args: dict[str, Any], correlation_id: str) -> dict[str, A
     """Every event whose ``correlation_id`` is this id or whose ``correlation_chain`` holds it."""
     result = queries.by_correlation(correlation_id, event_filter(args), decode_cursor(args["after"]),
                                     args["limit"], read_uow())
-    return page(*result)
+    return page_body(*result)
 
 
 @blp.route("/session/<key>", methods=["GET"])
@@ -73,7 +69,7 @@ def correlation_events(args: dict[str, Any], correlation_id: str) -> dict[str, A
 @blp.response(200, EventPage)
 def session_events(args: dict[str, Any], key: str) -> dict[str, Any]:
     """Every event recorded in that agent session."""
-    return page(*queries.by_session(key, event_filter(args), decode_cursor(args["after"]), args["limit"], read_uow()))
+    return page_body(*queries.by_session(key, event_filter(args), decode_cursor(args["after"]), args["limit"], read_uow()))
 
 
 @blp.route("/entity/<entity_type>/<code>", methods=["GET"])
@@ -84,4 +80,4 @@ def entity_events(args: dict[str, Any], entity_type: str, code: str) -> dict[str
     """The entity's stream; ``related=true`` adds its sprint or tasks and attached sessions."""
     result = queries.by_entity(entity_type, code, args["related"], event_filter(args),
                                decode_cursor(args["after"]), args["limit"], read_uow())
-    return page(*result)
+    return page_body(*result)

@@ -10,7 +10,7 @@ from marshmallow import Schema
 from app.api import replay_schemas as rs
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, encode_cursor
+from app.domain.paging import decode_cursor, page_body
 from app.services import replay as service
 
 blp = Blueprint("replay", __name__, url_prefix="/api/orchestration",
@@ -29,7 +29,7 @@ def _history_view(entity_type: str, plural: str, out: type[Schema]) -> None:
             return service.state_at(entity_type, code, args["at"], read_uow())
         items, last = service.history(entity_type, code, decode_cursor(args["after"]), args["limit"],
                                       args["include_archived"], read_uow())
-        return {"items": items, "next": encode_cursor(last) if last else None}
+        return page_body(items, last)
 
 
 _history_view("sprint", "sprints", rs.SprintHistory)

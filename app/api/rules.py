@@ -11,16 +11,12 @@ from app.api import rule_schemas as rs
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, encode_cursor
+from app.domain.paging import decode_cursor, page_body
 from app.services import rules_admin
 
 # ``/runs`` cannot collide with ``/<int:rule_id>``: the int converter never matches "runs".
 blp = Blueprint("rules", __name__, url_prefix="/api/orchestration/rules",
                 description="Automation rules (built-in and user-defined) and their runs.")
-
-
-def _page(items: list[dict[str, Any]], last: int | None) -> dict[str, Any]:
-    return {"items": items, "next": encode_cursor(last) if last else None}
 
 
 @blp.route("", methods=["GET"], endpoint="list_rules")
@@ -30,7 +26,7 @@ def _page(items: list[dict[str, Any]], last: int | None) -> dict[str, Any]:
 def list_rules(args: dict[str, Any]) -> dict[str, Any]:
     """Rules in id order; the four built-in rules come first."""
     chosen: dict[str, Any] = {k: args[k] for k in ("enabled", "builtin") if k in args}
-    return _page(*rules_admin.list_rules(chosen, decode_cursor(args["after"]), args["limit"], uow(), runtime().clock))
+    return page_body(*rules_admin.list_rules(chosen, decode_cursor(args["after"]), args["limit"], uow(), runtime().clock))
 
 
 @blp.route("", methods=["POST"], endpoint="create_rule")
@@ -84,7 +80,7 @@ def dry_run(body: dict[str, Any], rule_id: int) -> dict[str, Any]:
 def list_runs(args: dict[str, Any]) -> dict[str, Any]:
     """Rule runs, oldest first: status, attempts, the events produced, the error."""
     chosen: dict[str, Any] = {k: args[k] for k in ("rule_id", "event_id", "status") if k in args}
-    return _page(*rules_admin.list_runs(chosen, decode_cursor(args["after"]), args["limit"], read_uow()))
+    return page_body(*rules_admin.list_runs(chosen, decode_cursor(args["after"]), args["limit"], read_uow()))
 
 
 @blp.route("/runs/<int:run_id>/undo", methods=["POST"], endpoint="undo_run")

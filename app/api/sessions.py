@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, encode_cursor
+from app.domain.paging import decode_cursor, page_body
 from app.services import sessions
 
 blp = Blueprint("sessions", __name__, url_prefix="/api/orchestration/sessions",
@@ -35,7 +35,7 @@ def list_sessions(args: dict[str, Any]) -> dict[str, Any]:
     """Sessions, oldest first."""
     chosen: dict[str, Any] = {k: args[k] for k in ("agent_id", "status", "sprint_code") if k in args}
     items, last = sessions.list_page(chosen, decode_cursor(args["after"]), args["limit"], read_uow())
-    return {"items": items, "next": encode_cursor(last) if last else None}
+    return page_body(items, last)
 
 
 @blp.route("/<key>", methods=["GET"])

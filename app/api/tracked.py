@@ -11,7 +11,7 @@ from marshmallow import Schema
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, encode_cursor
+from app.domain.paging import decode_cursor, page_body
 from app.services import tracking
 
 
@@ -44,7 +44,7 @@ def make_blueprint(name: str, plural: str, create: type[Schema], patch: type[Sch
         """Live (not deleted) entities, oldest first."""
         chosen = {f: args[f] for f in filters if f in args}
         items, last = tracking.list_page(kind, chosen, decode_cursor(args["after"]), args["limit"], read_uow())
-        return {"items": items, "next": encode_cursor(last) if last else None}
+        return page_body(items, last)
 
     @blp.route("/<code>", methods=["GET"], endpoint=f"get_{name}")
     @auth.login_required(role="reader")

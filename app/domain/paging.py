@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from app.domain.errors import Invalid
 
@@ -28,3 +30,17 @@ def decode_cursor(cursor: str | None) -> int:
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Invalid("the cursor is not one this service issued", {"after": ["invalid cursor"]}) from None
+
+
+Row = TypeVar("Row")
+
+
+def trim_page(rows: Sequence[Row], limit: int, last_id: Callable[[Row], int]) -> tuple[list[Row], int | None]:
+    """Rows were fetched with ``limit + 1``: the page, and the id to continue after (None at the end)."""
+    page = list(rows[:limit])
+    return page, (last_id(page[-1]) if len(rows) > limit else None)
+
+
+def page_body(items: list[Any], last: int | None) -> dict[str, Any]:
+    """``{"items": [...], "next": cursor or null}``, the shape of every list."""
+    return {"items": items, "next": encode_cursor(last) if last else None}

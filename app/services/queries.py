@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from app.domain.errors import NotFound
+from app.domain.paging import trim_page
 from app.store import event_queries as q
 from app.store.event_store import envelope
 from app.store.tables import Event
@@ -17,13 +18,16 @@ EventFilter = q.EventFilter  # the filter vocabulary callers of these use cases 
 Page = tuple[list[dict[str, Any]], int | None]
 
 
+def _id(row: Event) -> int:
+    return row.id
+
+
 def _page(uow: UnitOfWork, stmt: Select, after_id: int, limit: int, *,  # type: ignore[type-arg]
           fenced: bool = False) -> Page:
     """One keyset page; one row more than asked tells whether there is a next page."""
-    rows = list(uow.session.scalars(q.keyset(stmt, after_id, limit + 1, fenced=fenced)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [envelope(r) for r in rows], (rows[-1].id if more else None)
+    rows, last = trim_page(list(uow.session.scalars(q.keyset(stmt, after_id, limit + 1, fenced=fenced))),
+                           limit, _id)
+    return [envelope(r) for r in rows], last
 
 
 def list_events(flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:

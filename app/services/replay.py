@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.domain.clock import Clock, iso, utc_now
 from app.domain.errors import NotFound
 from app.domain.history import public_state, state_at_event
+from app.domain.paging import trim_page
 from app.services import repair
 from app.services.context import ChangeContext
 from app.services.integrity import ChainRead, read_chain, validate_event_chain
@@ -54,14 +55,14 @@ def history(entity_type: str, code: str, after_id: int, limit: int, include_arch
                                    Event.sequence.is_not(None), Event.id > after_id)
         if not include_archived:
             stmt = stmt.where(Event.archived_at.is_(None))
-        rows = list(session.scalars(stmt.order_by(Event.id).limit(limit + 1)))
-        more, rows = len(rows) > limit, rows[:limit]
+        rows, last = trim_page(list(session.scalars(stmt.order_by(Event.id).limit(limit + 1))), limit,
+                               lambda r: r.id)
         if not rows:
             return [], None
         sequences = [r.sequence or 0 for r in rows]  # never None here: the query keeps stream events only
         found = snapshots.states_between(session, entity_type, entity_id, min(sequences), max(sequences))
         items = [{"event": envelope(r), "state": _public(found.get(s))} for r, s in zip(rows, sequences, strict=True)]
-        return items, rows[-1].id if more else None
+        return items, last
 
 
 def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import Clock, iso
 from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.paging import trim_page
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
 from app.services import rule_effects, rule_registry
@@ -68,8 +69,9 @@ def list_rules(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWo
         for name in ("enabled", "builtin"):
             if name in filters:
                 stmt = stmt.where(getattr(Rule, name).is_(filters[name]))
-        rows = list(_seeded(uow, clock).scalars(stmt.order_by(Rule.id).limit(limit + 1)))
-        return [rule_body(r) for r in rows[:limit]], (rows[limit - 1].id if len(rows) > limit else None)
+        rows, last = trim_page(list(_seeded(uow, clock).scalars(stmt.order_by(Rule.id).limit(limit + 1))), limit,
+                               lambda r: r.id)
+        return [rule_body(r) for r in rows], last
 
 
 def get_rule(rule_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
@@ -147,10 +149,9 @@ def list_runs(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWor
                 stmt = stmt.where(RuleRun.event_id == find_event(session, filters["event_id"]).id)
             except NotFound:
                 return [], None
-        rows = list(session.execute(stmt.order_by(RuleRun.id).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [run_body(run, name) for run, name in rows], (rows[-1][0].id if more else None)
+        rows, last = trim_page(list(session.execute(stmt.order_by(RuleRun.id).limit(limit + 1))), limit,
+                               lambda r: r[0].id)
+        return [run_body(run, name) for run, name in rows], last
 
 
 def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: int) -> str | None:

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain import events as catalogue
-from app.domain.clock import Clock, iso
+from app.domain.clock import Clock
 from app.domain.errors import Conflict
+from app.domain.paging import trim_page
 from app.services.context import ChangeContext
 from app.store import repositories as repo
 from app.store.event_store import append, envelope
@@ -20,13 +21,7 @@ from app.store.uow import UnitOfWork
 
 
 def _resource(row: AgentSession) -> dict[str, Any]:
-    return repo.session_state(row) | {
-        "id": row.id,
-        "correlation_id": row.correlation_id,
-        "version": row.version,
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
-    }
+    return repo.session_state(row) | repo.stream_fields(row)
 
 
 def _in_session(ctx: ChangeContext, row: AgentSession) -> ChangeContext:
@@ -131,7 +126,6 @@ def list_page(filters: dict[str, Any], after_id: int, limit: int,
             stmt = stmt.where(AgentSession.status == filters["status"])
         if "sprint_code" in filters:
             stmt = stmt.where(AgentSession.sprint.has(Sprint.sprint_code == filters["sprint_code"]))
-        rows = list(uow.session.scalars(stmt.order_by(AgentSession.id).limit(limit + 1)).unique())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [_resource(r) for r in rows], (rows[-1].id if more else None)
+        found = list(uow.session.scalars(stmt.order_by(AgentSession.id).limit(limit + 1)).unique())
+        rows, last = trim_page(found, limit, lambda r: r.id)
+        return [_resource(r) for r in rows], last

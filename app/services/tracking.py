@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.domain import events as catalogue
-from app.domain.clock import Clock, iso
+from app.domain.clock import Clock
 from app.domain.entities import apply_patch, check_status_change, check_values
 from app.domain.errors import Conflict, NotFound
+from app.domain.paging import trim_page
 from app.services.context import ChangeContext
 from app.store import repositories as repo
 from app.store.event_store import Event, append
@@ -39,13 +40,7 @@ KINDS = {"sprint": SPRINT, "task": TASK}
 
 
 def _body(kind: Kind, row: Any, counts: dict[int, dict[str, int]]) -> dict[str, Any]:
-    body = kind.state(row) | {
-        "id": row.id,
-        "correlation_id": row.correlation_id,
-        "version": row.version,
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
-    }
+    body = kind.state(row) | repo.stream_fields(row)
     if kind is SPRINT:
         body["task_counts"] = counts[row.id]
     return body
@@ -176,8 +171,7 @@ def list_page(kind: Kind, filters: dict[str, Any], after_id: int, limit: int,
                 stmt = stmt.join(Sprint, Task.sprint_id == Sprint.id).where(Sprint.sprint_code == value)
             else:
                 stmt = stmt.where(getattr(model, name) == value)
-        rows: list[Any] = list(session.scalars(stmt.order_by(model.id).limit(limit + 1)).unique())
-        more = len(rows) > limit
-        rows = rows[:limit]
+        found: list[Any] = list(session.scalars(stmt.order_by(model.id).limit(limit + 1)).unique())
+        rows, last = trim_page(found, limit, lambda r: r.id)
         counts = repo.task_counts(session, [r.id for r in rows]) if kind is SPRINT else {}
-        return [_body(kind, row, counts) for row in rows], (rows[-1].id if more else None)
+        return [_body(kind, row, counts) for row in rows], last

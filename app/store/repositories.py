@@ -103,6 +103,17 @@ def session_state(row: AgentSession) -> dict[str, Any]:
     }
 
 
+def stream_fields(row: Sprint | Task | AgentSession) -> dict[str, Any]:
+    """The read-only fields every entity with a stream shows beside its state."""
+    return {
+        "id": row.id,
+        "correlation_id": row.correlation_id,
+        "version": row.version,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
 def session_priority(row: AgentSession) -> str:
     """A session's events take the priority of the work they are attached to."""
     if row.task is not None:

@@ -123,3 +123,13 @@ def test_entity_values_stay_in_their_vocabulary_whoever_writes_them(entity_type:
         check_values(entity_type, state)
     assert refused.value.errors is not None and field in refused.value.errors
     check_values("sprint", {"status": "active", "priority": "P0"})
+
+
+def test_a_page_fetched_one_row_long_says_where_to_continue() -> None:
+    from app.domain.paging import page_body, trim_page
+
+    assert trim_page([1, 2, 3], 2, lambda r: r * 10) == ([1, 2], 20)
+    assert trim_page([1, 2], 2, lambda r: r * 10) == ([1, 2], None)
+    assert trim_page([], 2, lambda r: r) == ([], None)
+    assert page_body(["a"], None) == {"items": ["a"], "next": None}
+    assert decode_cursor(page_body(["a"], 7)["next"]) == 7
