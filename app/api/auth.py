@@ -7,6 +7,7 @@ request (429) is decided before any view runs and nothing is recorded.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from flask import Response, g, request
 from flask_httpauth import HTTPTokenAuth
@@ -66,3 +67,23 @@ def _refuse(status: int) -> Response:
     response = problem(401, "Unauthorized", "A valid bearer token is required.")
     response.headers["WWW-Authenticate"] = 'Bearer realm="orchestration"'
     return response
+
+
+OPEN_OPERATIONS = ("/api/orchestration/health",)
+TOO_MANY_REQUESTS = {
+    "description": "Over the token's request-rate limit; nothing was recorded.",
+    "headers": {"Retry-After": {"description": "seconds until the token may try again",
+                                "schema": {"type": "integer"}}},
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def document_rate_limit(api: Any) -> None:
+    """Every authenticated operation may answer 429: say so once, in the OpenAPI document."""
+    api.spec.components.response("TOO_MANY_REQUESTS", TOO_MANY_REQUESTS)
+    for path, operations in api.spec._paths.items():  # apispec keeps registered paths here
+        if not path.startswith("/api/orchestration") or path in OPEN_OPERATIONS:
+            continue
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("429", {"$ref": "#/components/responses/TOO_MANY_REQUESTS"})

@@ -60,8 +60,10 @@ class TokenCreated(TokenOut):
 
 
 def _refusals(view: Any) -> Any:
-    for status, why in ((401, "no valid token"), (403, "not an admin"), (429, "rate limit; see Retry-After")):
-        view = blp.alt_response(status, schema=s.Problem, description=why)(view)
+    """401 and 403 as problem+json in the OpenAPI document (429 is documented for every operation)."""
+    for status, why in ((401, "no valid token"), (403, "not an admin")):
+        view = blp.alt_response(status, schema=s.Problem, description=why,
+                                content_type="application/problem+json")(view)
     return view
 
 

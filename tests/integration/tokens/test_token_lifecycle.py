@@ -196,3 +196,15 @@ def test_revocation_reaches_another_process_cache_through_the_epoch(database_url
                  "the other process to drop the revoked token", timeout=5)
     finally:
         other.extensions["orchestration"].engine.dispose()
+
+
+def test_the_token_endpoints_and_the_429_answer_are_in_the_openapi_document(api: Api) -> None:
+    spec = api.client.get("/openapi.json").get_json()
+    paths = spec["paths"]
+    assert {"get", "post"} <= set(paths[f"{BASE}/tokens"]) and "delete" in paths[f"{BASE}/tokens/{{token_id}}"]
+    assert paths[f"{BASE}/tokens"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]["$ref"] \
+        .endswith("/TokenCreated")
+    too_many = {"$ref": "#/components/responses/TOO_MANY_REQUESTS"}
+    assert paths[f"{BASE}/sprints"]["post"]["responses"]["429"] == too_many
+    assert "429" not in paths[f"{BASE}/health"]["get"]["responses"]
+    assert "Retry-After" in spec["components"]["responses"]["TOO_MANY_REQUESTS"]["headers"]
