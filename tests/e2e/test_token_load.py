@@ -10,11 +10,9 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,7 +21,15 @@ from sqlalchemy import create_engine
 
 from tests.e2e.conftest import cli_token
 from tests.e2e.test_token_revocation import statuses, workers_answering
-from tests.e2e.tokens_support import Server, gunicorn
+from tests.e2e.tokens_support import (
+    Server,
+    gunicorn,
+    logged_event_ids,
+    make_token,
+    quiet_for,
+    quiet_traffic,
+    runaway_traffic,
+)
 from tests.integration.automation.workers import RedisServer
 from tests.support import wipe
 
@@ -34,7 +40,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 LIMIT = 5.0
 PUSH = 5 * LIMIT
 SECONDS = 3.0
-QUIET_EVERY = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -52,87 +57,6 @@ def server(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
         redis.stop()
 
 
-@dataclass
-class Outcome:
-    sent: list[tuple[str, int, float]] = field(default_factory=list)  # (event_id, status, seconds)
-    retry_after: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def status_counts(self) -> Counter[int]:
-        return Counter(status for _, status, _ in self.sent)
-
-    def accepted(self) -> list[str]:
-        return [event_id for event_id, status, _ in self.sent if status in (200, 201)]
-
-    def p99(self) -> float:
-        latencies = sorted(seconds for _, _, seconds in self.sent)
-        return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-
-
-def write(session: requests.Session, server: Server, token: str, key: str, outcome: Outcome) -> None:
-    event_id = str(uuid.uuid4())
-    started = time.perf_counter()
-    response = session.post(f"{server.api}/events", headers={"Authorization": f"Bearer {token}"}, timeout=30,
-                            json={"type": "custom.load", "session_key": key, "event_id": event_id, "data": {}})
-    elapsed = time.perf_counter() - started
-    with outcome.lock:
-        outcome.sent.append((event_id, response.status_code, elapsed))
-        if response.status_code == 429:
-            outcome.retry_after.add(response.headers.get("Retry-After", ""))
-
-
-def quiet_traffic(server: Server, token: str, key: str, stop: threading.Event) -> Outcome:
-    """One client writing every 50 ms, one request at a time, until told to stop."""
-    outcome, session = Outcome(), requests.Session()
-    while not stop.is_set():
-        write(session, server, token, key, outcome)
-        time.sleep(QUIET_EVERY)
-    return outcome
-
-
-def runaway_traffic(server: Server, token: str, key: str) -> Outcome:
-    """Writes offered at PUSH per second for SECONDS, from a pool so slow answers do not slow the offer."""
-    outcome, local = Outcome(), threading.local()
-
-    def send(n: int) -> None:
-        time.sleep(max(0.0, start + n / PUSH - time.monotonic()))
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        write(local.session, server, token, key, outcome)
-
-    start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(send, range(int(PUSH * SECONDS))))
-    return outcome
-
-
-def quiet_for(server: Server, token: str, key: str, seconds: float) -> Outcome:
-    stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(quiet_traffic, server, token, key, stop)
-        time.sleep(seconds)
-        stop.set()
-        return future.result()
-
-
-def logged_event_ids(server: Server, admin: dict[str, str], key: str) -> Counter[str]:
-    found: Counter[str] = Counter()
-    params: dict[str, Any] = {"limit": 1000}
-    while True:
-        body = requests.get(f"{server.api}/events/session/{key}", params=params, headers=admin, timeout=30).json()
-        found.update(e["event_id"] for e in body["items"] if e["type"] == "custom.load")
-        if not body["next"]:
-            return found
-        params["after"] = body["next"]
-
-
-def make_token(server: Server, admin: dict[str, str], actor: str, **limits: float) -> str:
-    response = requests.post(f"{server.api}/tokens", json={"actor": actor, "role": "writer", **limits},
-                             headers=admin, timeout=10)
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
-
-
 def test_a_runaway_token_gets_429_for_its_excess_while_another_token_keeps_writing(
         server: Server, record_property: Any) -> None:
     admin = {"Authorization": f"Bearer {cli_token(server.env)}"}
@@ -147,7 +71,7 @@ def test_a_runaway_token_gets_429_for_its_excess_while_another_token_keeps_writi
     with ThreadPoolExecutor(max_workers=1) as pool:
         during = pool.submit(quiet_traffic, server, quiet, "sess-quiet", stop)
         started = time.monotonic()
-        noisy = runaway_traffic(server, runaway, "sess-runaway")
+        noisy = runaway_traffic(server, runaway, "sess-runaway", PUSH, SECONDS)
         elapsed = time.monotonic() - started
         stop.set()
         contended = during.result()
