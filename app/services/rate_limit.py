@@ -60,7 +60,7 @@ class LocalBuckets:
         now = time.monotonic()
         with self._lock:
             tokens, at = self._state.get(key, (capacity, now))
-            tokens = min(capacity, tokens + (now - at) * rate)
+            tokens = min(capacity, tokens + max(0.0, now - at) * rate)  # a clock set back refills nothing
             wait = 0.0 if tokens >= 1 else (1 - tokens) / rate
             self._state[key] = (tokens - 1 if wait == 0 else tokens, now)
             return wait

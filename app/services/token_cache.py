@@ -37,7 +37,7 @@ class TokenVerifier:
         self._known: dict[str, tuple[Principal, int]] = {}
         self._poll = poll
         self._epoch = -1
-        self._next_poll = 0.0
+        self._polled_at: float | None = None
         self._lock = threading.Lock()
         self.usage = UsageRecorder(write_uow, last_used_every)
 
@@ -64,21 +64,26 @@ class TokenVerifier:
     def invalidate(self) -> None:
         """Forget everything now (this process revoked a token); others follow within ``poll``."""
         with self._lock:
-            self._next_poll = 0.0
+            self._polled_at = None
             self._known.clear()
 
     def _current_epoch(self) -> int:
         """The epoch as last read; re-read when older than ``poll``, by one thread at a time."""
-        if time.monotonic() < self._next_poll:
+        if self._fresh():
             return self._epoch
         with self._lock:
-            if time.monotonic() >= self._next_poll:
+            if not self._fresh():
                 with self._read_uow() as uow:
                     epoch = token_rows.read_epoch(uow.session)
                 if epoch != self._epoch:
                     self._known.clear()
-                self._epoch, self._next_poll = epoch, time.monotonic() + self._poll
+                self._epoch, self._polled_at = epoch, time.monotonic()
             return self._epoch
+
+    def _fresh(self) -> bool:
+        """Read less than ``poll`` ago (a clock that jumped back, as under freezegun, counts as stale)."""
+        polled = self._polled_at
+        return polled is not None and polled <= time.monotonic() < polled + self._poll
 
 
 class UsageRecorder:

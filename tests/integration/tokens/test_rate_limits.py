@@ -106,3 +106,17 @@ def test_local_buckets_refill_at_the_rate() -> None:
     assert buckets.take("fast", 100.0, 1.0) == 0.0
     time.sleep(0.02)  # two tokens' worth of refill, capped at the bucket's one
     assert buckets.take("fast", 100.0, 1.0) == 0.0
+
+
+def test_a_clock_set_back_neither_empties_a_bucket_nor_stops_revocation_checks(api: Api, runtime: object) -> None:
+    """freezegun moves ``time.monotonic`` too; leaving a frozen future must not lock a token out."""
+    from freezegun import freeze_time
+
+    response = api.post("/tokens", json={"actor": "agent:t", "role": "reader", "reads_per_second": 5})
+    created = response.get_json()
+    with freeze_time("2031-01-01"):
+        assert api.get("/sprints", role=None, headers=bearer(created["token"])).status_code == 200
+    assert api.get("/sprints", role=None, headers=bearer(created["token"])).status_code == 200
+    assert api.delete(f"/tokens/{created['id']}").status_code == 204
+    with freeze_time("2031-01-01"):
+        assert api.get("/sprints", role=None, headers=bearer(created["token"])).status_code == 401
