@@ -209,6 +209,8 @@ class EventOut(Schema):
     data = fields.Dict()
     hash = fields.String()
     prev_hash = fields.String(allow_none=True)
+    hash_scheme = fields.Integer(metadata={"description": "what `hash` was computed over: 1 sorted-key JSON "
+                                                          "(events from before RFC 8785), 2 RFC 8785 (JCS)"})
     archived_at = fields.String(allow_none=True)
 
 
