@@ -19,13 +19,15 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int:
+def decode_cursor(cursor: str | None, largest: int = BIGINT_ID_MAX) -> int:
+    """The id a cursor continues after; ``largest`` is the id column's range (INTEGER
+    tables pass ``INT_ID_MAX``): this service never issues a cursor beyond it."""
     if not cursor:
         return 0
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, _, value = raw.partition(":")
-        if version != "v1" or not (value.isascii() and value.isdigit()) or int(value) > BIGINT_ID_MAX:
+        if version != "v1" or not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > largest:
             raise ValueError(raw)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
