@@ -14,3 +14,6 @@ timeout = 60
 graceful_timeout = 10
 accesslog = "-"
 preload_app = False
+# gunicorn answers a longer request line (method, path and query) itself, with a 400
+# text/html page the app never sees; 8190 is the most gunicorn allows (README "Limits").
+limit_request_line = 8190

@@ -74,9 +74,10 @@ def _parsed_body() -> Any:
     """
     if not request.is_json:
         return _NO_BODY
-    raw = request.get_data(cache=True)  # a chunked body over the limit raises 413 here
+    raw = request.get_data(cache=True)
     if not raw:
         return _NO_BODY
+    _refuse_streamed_overflow(len(raw))
     try:
         value = json.loads(raw, parse_int=jsonvalues.parse_int, parse_constant=float)
     except RecursionError:
@@ -90,6 +91,14 @@ def _parsed_body() -> Any:
 
 
 _TOO_DEEP = object()
+
+
+def _refuse_streamed_overflow(read: int) -> None:
+    """A chunked body (no Content-Length) is read up to the limit and silently cut there by
+    werkzeug; one more byte waiting on the wire means it was larger: 413, like a declared one."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and read >= limit and request.input_stream.read(1):
+        raise RequestEntityTooLarge()
 
 
 def _scan(value: Any, path: str, errors: dict[str, list[str]]) -> None:
