@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import current_app
@@ -27,7 +28,7 @@ class FullMatch(validate.Regexp):
     """``Regexp`` over the whole value: ``$`` alone would let ``"TASK-1\\n"`` through."""
 
     def __call__(self, value: Any) -> Any:
-        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+        if not isinstance(value, str) or re.fullmatch(str(self.regex.pattern), value) is None:
             raise ValidationError(self._format_error(value))
         return value
 
@@ -47,9 +48,9 @@ class JsonObject(fields.Dict):
     most ``FIELD_LIMIT`` bytes as compact UTF-8 JSON."""
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(keys=fields.String(), **kw)
-        self.metadata.setdefault("description", f"a JSON object of at most {jsonvalues.FIELD_LIMIT} bytes "
-                                 "(compact UTF-8); numbers within ±(2^53−1)")
+        described = {"description": f"a JSON object of at most {jsonvalues.FIELD_LIMIT} bytes (compact UTF-8); "
+                                    "numbers within ±(2^53−1), whole ones answered as integers"}
+        super().__init__(keys=fields.String(), metadata={**described, **kw.pop("metadata", {})}, **kw)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         loaded = super()._deserialize(value, attr, data, **kwargs)
