@@ -20,7 +20,7 @@ SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32  # objects and arrays nested in one body, the outermost counting 1
 FIELD_LIMIT = 64 * 1024  # bytes of one free-JSON field, as compact UTF-8 JSON
 OUT_OF_RANGE = f"a whole number beyond ±(2^53−1) = ±{SAFE_INTEGER} (I-JSON, RFC 7493)"
-NOT_FINITE = "NaN and Infinity are not JSON numbers"
+NOT_FINITE = "NaN, Infinity and numbers beyond the double range (such as 1e309) are not JSON numbers"
 
 
 class TooLongInteger(int):
