@@ -1,4 +1,5 @@
-"""Chunked request bodies through real gunicorn: checked like any other body, 413 over the limit.
+"""Through real gunicorn: chunked bodies are checked like any other (413 over the limit), and
+gunicorn's own answer to an over-long request line is problem+json.
 
 The Flask test client can only imitate a server that de-chunks (``wsgi.input_terminated``);
 here the bytes really travel with ``Transfer-Encoding: chunked``.
@@ -21,7 +22,7 @@ def chunks(body: bytes, size: int = 4096) -> Iterator[bytes]:
         yield body[start:start + size]
 
 
-def test_chunked_bodies_are_checked_and_bounded_and_nothing_is_written(gunicorn_server: tuple[str, dict[str, str]]) -> None:
+def test_chunked_bodies_are_checked_and_bounded_and_an_over_long_request_line_is_problem_json(gunicorn_server: tuple[str, dict[str, str]]) -> None:
     base, env = gunicorn_server
     api = f"{base}/api/orchestration"
     headers = {"Authorization": f"Bearer {cli_token(env, 'writer')}", "Content-Type": "application/json"}
@@ -44,3 +45,10 @@ def test_chunked_bodies_are_checked_and_bounded_and_nothing_is_written(gunicorn_
     fine = requests.post(f"{api}/tasks", data=chunks(b'{"task_code": "T-C", "title": "t"}', 8), headers=headers,
                          timeout=30)
     assert fine.status_code == 201
+
+    # gunicorn refuses an over-long request line itself; its answer is problem+json too
+    response = requests.get(f"{api}/tasks/{'A' * 9000}", headers=headers, timeout=30)
+    assert response.status_code == 400 and response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 400 and "8190" in problem["detail"]
+    assert requests.get(f"{api}/tasks/{'A' * 60}", headers=headers, timeout=30).status_code == 404
