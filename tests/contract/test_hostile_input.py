@@ -41,6 +41,7 @@ DEEP = "[" * 1000 + "1" + "]" * 1000
 HOSTILE_JSON = {  # raw JSON text: some of these cannot even be produced by json.dumps
     "nul": '"a\\u0000b"',
     "lone surrogate": '"a\\ud800b"',
+    "NUL in a key": '{"a\\u0000b": 1}',
     "deep nesting": DEEP,
     "5000-digit integer": "9" * 5000,
     "1e309": "1e309",
