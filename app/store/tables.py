@@ -12,9 +12,11 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -161,6 +163,8 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
+    # app.domain.hashing: 1 legacy sorted-key JSON (rows from before 0003), 2 RFC 8785.
+    hash_scheme: Mapped[int] = mapped_column(SmallInteger, default=1, server_default=text("1"))
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
