@@ -98,8 +98,11 @@ def target(pg_url: str, tmp_path: Path) -> Iterator[Target]:
     rule = api.post("/rules", json={"name": "hostile_rule", "trigger": {"type": "custom.*"},
                                     "action": {"name": "emit_event", "params": {"type": "custom.seen"}}})
     assert rule.status_code == 201
+    victim = api.post("/tokens", json={"actor": "agent:victim", "role": "reader"})  # a probe that revokes it writes
+    assert victim.status_code == 201
     values = {"code": "T-1", "key": "k1", "correlation_id": task["correlation_id"], "entity_type": "task",
-              "event_id": str(api.events()[0]["id"]), "rule_id": str(rule.get_json()["id"]), "run_id": "1"}
+              "event_id": str(api.events()[0]["id"]), "rule_id": str(rule.get_json()["id"]), "run_id": "1",
+              "token_id": str(victim.get_json()["id"])}
     spec = app.test_client().get("/openapi.json").get_json()
     yield Target(app, api, values, spec)
     runtime.engine.dispose()
