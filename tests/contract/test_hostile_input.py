@@ -196,8 +196,9 @@ def query_probes(operation: Operation, path: str) -> Iterator[Probe]:
         yield Probe(f"query {name}: lone surrogate", path, f"{name}=a{SURROGATE}b", must_refuse=strict)
         if "enum" in schema:
             yield Probe(f"query {name}: trailing newline", path, f"{name}={schema['enum'][0]}%0A")
-        if schema.get("type") == "integer":
-            yield Probe(f"query {name}: 5000 digits", path, f"{name}={'9' * 5000}")
+        closed = "enum" in schema or schema.get("type") in ("integer", "boolean") or name in ("from", "to", "at")
+        yield Probe(f"query {name}: 5000 digits", path, f"{name}={'9' * 5000}", must_refuse=closed)
+        yield Probe(f"query {name}: 5000-digit age", path, f"{name}={'9' * 5000}d", must_refuse=closed)
         if name == "after":
             for beyond in (2**31, 2**63):
                 yield Probe(f"query after: cursor of id {beyond}", path, f"after={encode_cursor(beyond)}",
