@@ -41,6 +41,8 @@ CONTEXT_ASSEMBLED = "orchestration.context.assembled"
 NOTIFICATION_CREATED = "orchestration.notification.created"
 ALERT_RAISED = "orchestration.alert.raised"
 RULE_FAILED = "orchestration.automation.rule_failed"
+TOKEN_CREATED = "orchestration.token.created"
+TOKEN_REVOKED = "orchestration.token.revoked"
 
 
 def event_type(entity_type: str, suffix: str) -> str:
