@@ -1,7 +1,7 @@
 """token lifecycle: name, prefix, expiry, last use, per-token rates, and the revocation epoch
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 22:00:00
 
 ``token_epoch`` holds one row whose counter each revocation raises in the same
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
