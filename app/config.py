@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = Path(os.getcwd()) / "var"
 
@@ -40,6 +41,14 @@ class Settings:
     automation_modules: tuple[str, ...] = ()
     automation_max_retries: int = 8
     outbox_sweep_after: float = 5.0
+    # Webhooks (issue 13): where they may go, how long and how often they are retried.
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_retry_for: float = 24 * 3600.0
+    webhook_backoff_base: float = 5.0
+    webhook_backoff_max: float = 3600.0
+    webhook_connect_timeout: float = 5.0
+    webhook_read_timeout: float = 10.0
+    webhook_rotation_window: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -81,4 +90,21 @@ class Settings:
                 env.get("ORCH_AUTOMATION_MAX_RETRIES", base.automation_max_retries)
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
+            **_webhook_settings(env, base),
         )
+
+
+def _webhook_settings(env: dict[str, str], base: Settings) -> dict[str, Any]:
+    def seconds(name: str, default: float) -> float:
+        return float(env.get(name, default))
+
+    return {
+        "webhook_allowed_hosts": tuple(h.strip().lower() for h in env.get("ORCH_WEBHOOK_ALLOWED_HOSTS", "").split(",")
+                                       if h.strip()),
+        "webhook_retry_for": seconds("ORCH_WEBHOOK_RETRY_FOR", base.webhook_retry_for),
+        "webhook_backoff_base": seconds("ORCH_WEBHOOK_BACKOFF_BASE", base.webhook_backoff_base),
+        "webhook_backoff_max": seconds("ORCH_WEBHOOK_BACKOFF_MAX", base.webhook_backoff_max),
+        "webhook_connect_timeout": seconds("ORCH_WEBHOOK_CONNECT_TIMEOUT", base.webhook_connect_timeout),
+        "webhook_read_timeout": seconds("ORCH_WEBHOOK_READ_TIMEOUT", base.webhook_read_timeout),
+        "webhook_rotation_window": seconds("ORCH_WEBHOOK_ROTATION_WINDOW", base.webhook_rotation_window),
+    }

@@ -102,6 +102,12 @@ class RunOut(Schema):
     attempts = fields.Integer()
     effects = fields.List(fields.Dict(), metadata={"description": "the events the run produced"})
     error = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={
+        "description": "why a skipped run did nothing: nothing to do as of its event, superseded by a later "
+                       "event, or no longer valid against live state"})
+    delivery = fields.Dict(allow_none=True, metadata={
+        "description": "webhook runs: url, status, every attempt (status_code, duration_ms, outcome, "
+                       "response_excerpt), next_attempt_at, deadline_at"})
     created_at = fields.String()
     finished_at = fields.String(allow_none=True)
 
