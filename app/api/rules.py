@@ -11,7 +11,8 @@ from app.api import rule_schemas as rs
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, page_body
+from app.api.events import event_filter
+from app.domain.paging import decode_cursor, encode_cursor, page_body
 from app.services import rules_admin, webhooks
 
 # ``/runs`` cannot collide with ``/<int:rule_id>``: the int converter never matches "runs".
@@ -103,3 +104,20 @@ def undo_run(run_id: int) -> dict[str, Any]:
 def redeliver_run(run_id: int) -> dict[str, Any]:
     """Send a webhook run's delivery again (same ``webhook-id``), with a fresh retry window."""
     return rules_admin.redeliver_run(run_id, uow(), runtime().clock)
+
+
+@blp.route("/backtest", methods=["POST"], endpoint="backtest")
+@auth.login_required(role="admin")
+@blp.arguments(rs.BacktestBody)
+@blp.response(200, rs.BacktestOut)
+def backtest_rule(body: dict[str, Any]) -> dict[str, Any]:
+    """Judge a rule as of each event of ``[from, to)`` (filters as ``/events``); writes nothing.
+
+    A page stops after ``limit`` matches or a bounded scan; ``next`` continues right after it.
+    """
+    rt = runtime()
+    result = rules_admin.backtest(body.get("rule_id"), body.get("rule"), event_filter(body),
+                                  decode_cursor(body["after"]), body["limit"], read_uow(),
+                                  rt.settings.causation_depth_limit)
+    next_id = result.pop("next_id")
+    return {**result, "next": encode_cursor(next_id) if next_id else None}

@@ -15,8 +15,10 @@ from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.paging import trim_page
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
+from app.services import backtest as backtesting
 from app.services import rule_effects, rule_registry, rule_secrets, webhooks
 from app.services.context import ChangeContext
+from app.services.queries import EventFilter
 from app.services.webhooks import Policy
 from app.store.event_store import envelope
 from app.store.tables import Event, Rule, RuleRun
@@ -243,3 +245,13 @@ def redeliver_run(run_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
         uow.commit()
         rule = session.get(Rule, run.rule_id)
         return run_body(run, rule.name if rule else "", webhooks.attempts_of(session, [run.id]).get(run.id))
+
+
+def backtest(rule_id: int | None, draft: dict[str, Any] | None, flt: EventFilter, after: int, limit: int,
+             uow: UnitOfWork, depth_limit: int) -> dict[str, Any]:
+    """A stored rule by id, or a draft body checked like ``POST /rules``, judged over a window."""
+    if draft is not None:
+        return backtesting.backtest(backtesting.draft_rule(draft), flt, after, limit, uow, depth_limit)
+    with uow:
+        rule = backtesting.stored_rule(uow.session, int(rule_id or 0))
+    return backtesting.backtest(rule, flt, after, limit, uow, depth_limit)

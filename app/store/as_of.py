@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.store import snapshots
@@ -58,7 +58,8 @@ def sprint_task_candidates(session: Session, sprint_id: int, sprint_code: str, u
     """
     now_in = set(session.scalars(select(Task.id).where(Task.sprint_id == sprint_id)))
     moves = session.execute(select(Event.entity_id, Event.changes).where(
-        Event.entity_type == "task", Event.type == MOVED, Event.id > upto_id))
+        Event.entity_type == "task", Event.type == MOVED, Event.id > upto_id,
+        cast(Event.changes, Text).like('%"sprint_code"%')))
     left = {task_id for task_id, changes in moves
             if ((changes or {}).get("sprint_code") or {}).get("before") == sprint_code}
     return sorted(now_in | left)
@@ -75,3 +76,34 @@ def later_events(session: Session, entities: Iterable[tuple[str, int]], after_id
     if type_prefix:
         stmt = stmt.where(Event.type.startswith(type_prefix, autoescape=True))
     return [envelope(row) for row in session.scalars(stmt.order_by(Event.id))]
+
+
+CHUNK = 500
+
+
+def states_at(session: Session, entity_type: str, entity_ids: Iterable[int], upto_id: int) -> dict[int, Any]:
+    """``state_at`` for many streams in a few queries: their events up to ``upto_id`` folded in memory.
+
+    A stream whose stored events do not start at sequence 1 (a purged prefix)
+    is folded the careful way, from its snapshot.
+    """
+    from app.domain.fold import apply_event
+
+    ids = sorted(set(entity_ids))
+    found: dict[int, Any] = dict.fromkeys(ids)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        stmt = (select(Event.entity_id, Event.type, Event.sequence, Event.changes)
+                .where(Event.entity_type == entity_type, Event.entity_id.in_(chunk), Event.id <= upto_id,
+                       Event.sequence.is_not(None)).order_by(Event.entity_id, Event.sequence))
+        broken: set[int] = set()
+        last: dict[int, int] = {}
+        for ident, type_, sequence, changes in session.execute(stmt):
+            if last.get(ident, 0) + 1 != sequence:
+                broken.add(ident)
+            last[ident] = sequence
+            if ident not in broken:
+                found[ident] = apply_event(found[ident], {"type": type_, "sequence": sequence, "changes": changes})
+        for ident in broken:
+            found[ident] = state_at(session, entity_type, ident, upto_id)
+    return found
