@@ -16,7 +16,7 @@ from app.domain.paging import trim_page
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
 from app.services import backtest as backtesting
-from app.services import rule_effects, rule_registry, rule_secrets, webhooks
+from app.services import rule_effects, rule_facts, rule_registry, rule_secrets, webhooks
 from app.services.context import ChangeContext
 from app.services.queries import EventFilter
 from app.services.webhooks import Policy
@@ -179,18 +179,17 @@ def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: i
 
 
 def _plan(session: Session, rule_def: RuleDef, seen: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The effects the worker would apply now, from current state read without locks."""
+    """The effects the worker would plan: from the state as of the event's place in the log."""
     action = rule_registry.actions().get(rule_def.action.name)
     if action is None:
         return "unknown_action", []
-    params = rule_def.action.params
-    facts = rule_effects.gather_facts(session, seen, action.needs(params), lock=False)
-    planned = [effect.describe() for effect in action.plan(seen, params, facts)]
-    return ("would_apply" if planned else "nothing_to_do"), planned
+    planned, _ = rule_facts.plan_as_of(rule_facts.DatabaseStates(session), action, rule_def.action.params, seen)
+    described = [effect.describe() for effect in planned]
+    return ("would_apply" if described else "nothing_to_do"), described
 
 
 def dry_run(rule_id: int, event_ref: int | str, uow: UnitOfWork, depth_limit: int) -> dict[str, Any]:
-    """Would the rule fire on this event, and what would it change? Reads current state; writes nothing."""
+    """Would the rule fire on this event, and what would it change, judged as of the event? Writes nothing."""
     with uow:
         session = uow.session
         rule_def = rule_registry.to_def(_find(session, rule_id))
