@@ -79,10 +79,11 @@ def judged(rt: Runtime, body: dict[str, object]) -> int:
         after = page["next_id"]
 
 
-def timed(action: Callable[[], int]) -> tuple[float, int]:
-    start = time.perf_counter()
+def timed(action: Callable[[], int]) -> tuple[float, float, int]:
+    """Wall seconds, and this process's CPU seconds (on a shared machine, wall time also counts waiting)."""
+    start, cpu = time.perf_counter(), time.process_time()
     n = action()
-    return time.perf_counter() - start, n
+    return time.perf_counter() - start, time.process_time() - cpu, n
 
 
 def main() -> None:
@@ -95,19 +96,21 @@ def main() -> None:
                 connection.execute(text(statement))
         with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
-        best: dict[str, float] = {}
+        best: dict[str, tuple[float, float]] = {}
         for _ in range(ROUNDS):
             for name, action in [("bare read", lambda: bare_read(rt))] + [
                     (name, lambda body=body: judged(rt, body)) for name, body in RULES.items()]:
-                seconds, n = timed(action)
+                seconds, cpu, n = timed(action)
                 assert n == EVENTS, f"{name} scanned {n} of {EVENTS} events"
-                best[name] = min(best.get(name, seconds), seconds)
-        for name, seconds in best.items():
+                if name not in best or seconds < best[name][0]:
+                    best[name] = (seconds, cpu)
+        for name, (seconds, cpu) in best.items():
             rate = EVENTS / seconds
             verdict = "" if name == "bare read" else (
-                f"  x{seconds / best['bare read']:.1f} the bare read; target {TARGET:,}/s "
+                f"  x{seconds / best['bare read'][0]:.2f} the bare read; target {TARGET:,}/s "
                 f"{'met' if rate >= TARGET else 'NOT met'}")
-            print(f"{EVENTS:>9,} events  {name:16s} {seconds:6.2f} s  {rate:>10,.0f} events/s{verdict}")
+            print(f"{EVENTS:>9,} events  {name:16s} {seconds:6.2f} s  {rate:>10,.0f} events/s "
+                  f"(CPU {cpu:5.2f} s: {EVENTS / max(cpu, 1e-9):>9,.0f}/s){verdict}")
         rt.engine.dispose()
 
 

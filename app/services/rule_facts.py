@@ -67,8 +67,10 @@ def facts_as_of(states: States, event: Mapping[str, Any], needs: frozenset[str])
     """What the planner may read, as it was right after ``event``."""
     entity, upto = event["entity"], int(event["id"])
     found = AsOfFacts(Facts(entity["type"]))
-    own = states.state(entity["type"], entity["id"], upto) if entity["type"] in STATEFUL else None
-    if "entity" in needs and entity["type"] in STATEFUL:
+    if not needs or entity["type"] not in STATEFUL:
+        return found
+    own = states.state(entity["type"], entity["id"], upto)
+    if "entity" in needs:
         found.facts = Facts(entity["type"], entity=_public(own))
         found.streams.add((entity["type"], entity["id"]))
     if "sprint" in needs:
