@@ -12,7 +12,7 @@ from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
 from app.api.events import event_filter
-from app.domain.paging import decode_cursor, encode_cursor, page_body
+from app.domain.paging import INT_ID_MAX, decode_cursor, encode_cursor, page_body
 from app.services import rules_admin, webhooks
 
 # ``/runs`` cannot collide with ``/<int:rule_id>``: the int converter never matches "runs".
@@ -31,7 +31,7 @@ def _policy() -> webhooks.Policy:
 def list_rules(args: dict[str, Any]) -> dict[str, Any]:
     """Rules in id order; the four built-in rules come first."""
     chosen: dict[str, Any] = {k: args[k] for k in ("enabled", "builtin") if k in args}
-    return page_body(*rules_admin.list_rules(chosen, decode_cursor(args["after"]), args["limit"], uow(), runtime().clock))
+    return page_body(*rules_admin.list_rules(chosen, decode_cursor(args["after"], INT_ID_MAX), args["limit"], uow(), runtime().clock))
 
 
 @blp.route("", methods=["POST"], endpoint="create_rule")
@@ -85,7 +85,7 @@ def dry_run(body: dict[str, Any], rule_id: int) -> dict[str, Any]:
 def list_runs(args: dict[str, Any]) -> dict[str, Any]:
     """Rule runs, oldest first: status, attempts, the events produced, the error."""
     chosen: dict[str, Any] = {k: args[k] for k in ("rule_id", "event_id", "status") if k in args}
-    return page_body(*rules_admin.list_runs(chosen, decode_cursor(args["after"]), args["limit"], read_uow()))
+    return page_body(*rules_admin.list_runs(chosen, decode_cursor(args["after"], INT_ID_MAX), args["limit"], read_uow()))
 
 
 @blp.route("/runs/<int:run_id>/undo", methods=["POST"], endpoint="undo_run")

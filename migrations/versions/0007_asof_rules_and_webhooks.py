@@ -1,7 +1,7 @@
 """rule runs say why they were skipped; webhook deliveries and their attempts
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01 22:15:00
 
 ``automation_rule_runs.reason`` tells why a run did nothing (nothing to do as
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
