@@ -87,8 +87,8 @@ def _sprint_facts(states: States, found: AsOfFacts, code: str, upto: int) -> Non
     tasks = []
     for task_id in states.sprint_task_candidates(sprint_id, code, upto):
         found.streams.add(("task", task_id))
-        task = _public(states.state("task", task_id, upto))
-        if task is not None and task.get("sprint_code") == code:
+        task = states.state("task", task_id, upto)  # read in place: this loop runs per task per match
+        if task is not None and not task.get("deleted") and task.get("sprint_code") == code:
             tasks.append({"task_code": task["task_code"], "status": task["status"]})
     found.streams.add(("sprint", sprint_id))
     found.facts = Facts(found.facts.entity_type, entity=found.facts.entity,
