@@ -42,7 +42,8 @@ RAW = {"correlation_chain": cast(Event.correlation_chain, Text), "changes": cast
        "data": cast(Event.data, Text)}
 SCAN_COLUMNS = tuple(RAW[c.key].label(c.key) if c.key in RAW else c for c in COLUMNS)
 # What every scanned event needs (to fold it); the rest is read only for the events a rule is judged on.
-LIGHT_COLUMNS = (Event.id, Event.type, Event.entity_type, Event.entity_id, Event.sequence, RAW["changes"].label("changes"))
+HEAVY = frozenset({"data", "correlation_chain", "hash", "prev_hash"})
+LIGHT_COLUMNS = tuple(c for c in SCAN_COLUMNS if c.key not in HEAVY)
 
 
 @dataclass
@@ -146,8 +147,8 @@ def _sketch(row: Any, wanted: frozenset[str]) -> dict[str, Any]:
                             "entity": {"type": row.entity_type, "id": row.entity_id, "code": row.entity_code},
                             "actor": row.actor, "correlation_id": row.correlation_id,
                             "causation_id": row.causation_id, "session_key": row.session_key,
-                            "priority": row.priority, "hash": row.hash, "prev_hash": row.prev_hash}
-    for name in wanted:
+                            "priority": row.priority}
+    for name in wanted - HEAVY:
         if name in RAW:
             seen[name] = _json(getattr(row, name)) or ({} if name != "correlation_chain" else [])
         elif name in ("timestamp", "archived_at"):
@@ -161,10 +162,18 @@ def _looked_at(rule: RuleDef) -> frozenset[str]:
                      for c in rule.trigger.conditions)
 
 
+def _candidates(scan: Scan, rows: list[Any], chosen: set[int]) -> list[int]:
+    """Events of the batch whose trigger matches: conditions read the event alone, so this is decided
+    before folding, from the light columns (all of them when a condition looks at a heavy field)."""
+    pattern = _Trigger(scan.rule.trigger.type)
+    typed = [r for r in rows if r.id in chosen and pattern.matches({"type": r.type})]
+    if scan.looked_at & HEAVY:
+        return [r.id for r in typed]
+    return [r.id for r in typed if evaluate_rules(_sketch(r, scan.looked_at), [scan.rule], depth=r.causation_depth,
+                                                  depth_limit=scan.depth_limit)]
+
+
 def _judge(scan: Scan, states: CachedStates, row: Any, page: Page) -> None:
-    sketch = _sketch(row, scan.looked_at)
-    if not evaluate_rules(sketch, [scan.rule], depth=row.causation_depth, depth_limit=scan.depth_limit):
-        return
     seen = _envelope(row)
     matches = evaluate_rules(seen, [scan.rule], depth=row.causation_depth, depth_limit=scan.depth_limit)
     action = rule_registry.actions().get(scan.rule.action.name)
@@ -184,10 +193,9 @@ def _judge(scan: Scan, states: CachedStates, row: Any, page: Page) -> None:
 
 def _scan(session: Session, scan: Scan, after: int, last: int) -> Page:
     states, page = CachedStates(session), Page(last_id=after)
-    type_pattern, folded = _Trigger(scan.rule.trigger.type), scan.folded
+    folded = scan.folded
     for rows in _batches(session, after, last):
-        chosen = _selected(session, scan.flt, rows)
-        judged = _full_rows(session, [r.id for r in rows if r.id in chosen and type_pattern.matches({"type": r.type})])
+        judged = _full_rows(session, _candidates(scan, rows, _selected(session, scan.flt, rows)))
         for row in rows:
             if row.entity_type in folded:
                 states.advance(row.entity_type, row.entity_id, row.sequence, row.type, row.changes)
