@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = Path(os.getcwd()) / "var"
 
@@ -40,6 +41,22 @@ class Settings:
     automation_modules: tuple[str, ...] = ()
     automation_max_retries: int = 8
     outbox_sweep_after: float = 5.0
+    # Live event stream (GET /events/stream): heartbeat comment period, longest
+    # connection (the client resumes with Last-Event-ID), open streams per token,
+    # how often a process re-reads the log when no pub/sub wakes it, ticket life.
+    stream_heartbeat: float = 15.0
+    stream_max_seconds: float = 300.0
+    stream_max_per_token: int = 5
+    stream_poll_interval: float = 0.5
+    stream_ticket_ttl: float = 30.0
+    stream_slot_dir: str = str(DEFAULT_DATA_DIR / "streams")
+
+    @property
+    def pubsub_redis_url(self) -> str | None:
+        """REDIS_URL, or else the broker's Redis when the broker is one."""
+        if self.redis_url:
+            return self.redis_url
+        return self.celery_broker_url if self.celery_broker_url.startswith(("redis://", "rediss://")) else None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -81,4 +98,16 @@ class Settings:
                 env.get("ORCH_AUTOMATION_MAX_RETRIES", base.automation_max_retries)
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
+            **_stream_settings(env, base),
         )
+
+
+def _stream_settings(env: dict[str, str], base: Settings) -> dict[str, Any]:
+    return {
+        "stream_heartbeat": float(env.get("ORCH_STREAM_HEARTBEAT", base.stream_heartbeat)),
+        "stream_max_seconds": float(env.get("ORCH_STREAM_MAX_SECONDS", base.stream_max_seconds)),
+        "stream_max_per_token": int(env.get("ORCH_STREAM_MAX_PER_TOKEN", base.stream_max_per_token)),
+        "stream_poll_interval": float(env.get("ORCH_STREAM_POLL_INTERVAL", base.stream_poll_interval)),
+        "stream_ticket_ttl": float(env.get("ORCH_STREAM_TICKET_TTL", base.stream_ticket_ttl)),
+        "stream_slot_dir": env.get("ORCH_STREAM_SLOT_DIR", base.stream_slot_dir),
+    }

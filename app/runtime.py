@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.domain.clock import Clock, utc_now
+from app.store.bell import Bell, ring_after_commit
 from app.store.database import make_engine, session_factories
 from app.store.snapshots import SNAPSHOT_EVERY
 from app.store.uow import Dispatcher, UnitOfWork
@@ -28,13 +29,16 @@ class Runtime:
     clock: Clock = field(default=utc_now)
     dispatcher: Dispatcher | None = None
     token_cache: dict[str, Any] = field(default_factory=dict)
+    bell: Bell = field(default_factory=Bell)  # rings after commits that appended events (live stream)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.database_url, echo=settings.sql_echo)
         writer, reader = session_factories(engine)
         writer.configure(info={SNAPSHOT_EVERY: settings.snapshot_every})
-        return cls(settings=settings, engine=engine, writer=writer, reader=reader)
+        bell = Bell(settings.pubsub_redis_url)
+        ring_after_commit(writer, bell)
+        return cls(settings=settings, engine=engine, writer=writer, reader=reader, bell=bell)
 
     def uow(self) -> UnitOfWork:
         """A writing unit of work whose commit nudges the relay."""

@@ -38,7 +38,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         archive_dir=str(tmp_path / "archive"),
         broker_dir=str(tmp_path / "broker"),
         dispatch_after_commit=False,
-        **overrides,
+        **{"stream_slot_dir": str(tmp_path / "streams"), **overrides},
     )
 
 

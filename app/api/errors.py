@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 PROBLEM_TYPE = "urn:orchestration:problem:{}"
 SLUGS = {
     400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
+    405: "method-not-allowed", 409: "conflict", 413: "payload-too-large", 429: "too-many-requests",
     422: "validation-error", 500: "internal-error", 503: "unavailable",
 }
 # (blueprint endpoint) -> entity type whose rejected PATCH/DELETE records validation_failed

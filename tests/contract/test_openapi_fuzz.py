@@ -26,7 +26,8 @@ EXAMPLES = 40
 
 @pytest.fixture
 def fuzz_app(pg_url: str, tmp_path: Path) -> Iterator[Flask]:
-    flask_app = create_app(make_settings(pg_url, tmp_path))
+    # Streams end at once here: a generated request must be answered, not followed forever.
+    flask_app = create_app(make_settings(pg_url, tmp_path, stream_max_seconds=0.0))
     runtime = flask_app.extensions["orchestration"]
     wipe(runtime.engine)
     flask_app.config["FUZZ_TOKEN"] = tokens.create_token("user:fuzz", "admin", runtime.uow(), runtime.clock)
