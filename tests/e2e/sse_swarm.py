@@ -42,7 +42,8 @@ class Subscriber:
 
 
 def main(port: int, plan_path: str, out_path: str) -> None:
-    plan = json.loads(open(plan_path).read())
+    with open(plan_path) as source:
+        plan = json.load(source)
     selector = selectors.DefaultSelector()
     subscribers = [Subscriber(port, p["token"], p["query"]) for p in plan]
     for sub in subscribers:

@@ -5,6 +5,7 @@ Bounded and loopback only. Figures are written to ``tests/artifacts/stream_load.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,10 +55,8 @@ class SlowClients:
         while not self._stop.wait(3.0):
             line += 1
             for sock in self.socks:
-                try:
+                with contextlib.suppress(OSError):
                     sock.sendall(f"X-Slow-{line}: 1\r\n".encode())
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._stop.set()
