@@ -70,12 +70,14 @@ def gunicorn_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str
         process.wait(30)
 
 
-@pytest.fixture
-def sqlite_gunicorn(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+@pytest.fixture(scope="session")
+def sqlite_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """(base URL, environment) of the zero-config web process: real gunicorn with the project's
-    ``gunicorn.conf.py`` on a migrated SQLite file, no broker, no Redis."""
+    ``gunicorn.conf.py`` on a migrated SQLite file, no broker, no Redis. Shared by the tests of
+    the session that use it (they write under codes of their own)."""
     from tests.support import sqlite_database
 
+    tmp_path = tmp_path_factory.mktemp("zero-config")
     port = free_port()
     env = {**os.environ, "DATABASE_URL": sqlite_database(tmp_path), "PORT": str(port),
            "ARCHIVE_DIR": str(tmp_path / "archive"), "ORCH_BROKER_DIR": str(tmp_path / "broker"),

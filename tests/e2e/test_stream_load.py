@@ -28,7 +28,7 @@ from tests.integration.automation.workers import RedisServer
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SUBSCRIBERS, SLOW_CLIENTS, TOKENS = 200, 20, 20
-PAIRS = 150  # PATCH + GET per round
+PAIRS = 120  # PATCH + GET per round
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 QUERIES: list[tuple[str, Subscription]] = [
     ("channel=orchestration.task.*", Subscription(channels=(parse_channel("orchestration.task.*"),))),
@@ -111,7 +111,7 @@ def run_round(api: str, headers: dict[str, str], start: int, pairs: int = PAIRS)
         read = session.get(f"{api}/tasks/{code}", headers=headers, timeout=30)
         latencies.append(time.perf_counter() - began)
         assert patched.status_code == 200 and read.status_code == 200
-        time.sleep(0.01)
+        time.sleep(0.03)  # a steady, unsaturated request rate: latency, not throughput, is compared
     return latencies
 
 
