@@ -32,6 +32,8 @@ def fuzz_app(pg_url: str, tmp_path: Path) -> Iterator[Flask]:
     wipe(runtime.engine)
     flask_app.config["FUZZ_TOKEN"] = tokens.create_token("user:fuzz", "admin", runtime.uow(), runtime.clock)
     yield flask_app
+    if "orchestration_stream_hub" in flask_app.extensions:  # the stream follower started by a fuzzed stream
+        flask_app.extensions["orchestration_stream_hub"].stop()
     runtime.engine.dispose()
 
 
