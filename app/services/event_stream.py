@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 PAGE = 500
 RING_SIZE = 5000
 # With pub/sub waking the hub, polling is only the safety net.
-POLL_WITH_PUBSUB = 5.0
+POLL_WITH_PUBSUB = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Hub:
         self._bell.add_listener(self._wake.set)
         start_daemon(self._follow, "event-stream-hub")
         if self._bell.redis_url:
-            start_daemon(lambda: self._bell.listen_forever(self._wake.set), "event-stream-pubsub")
+            start_daemon(lambda: self._bell.listen_forever(self._wake.set, lambda: self._stopped), "event-stream-pubsub")
 
     def tail(self) -> int:
         with self._read_uow() as uow:

@@ -55,11 +55,11 @@ class Bell:
             log.warning("could not publish the stream wake-up", exc_info=True)
             self._redis = None
 
-    def listen_forever(self, on_ring: Listener) -> None:
+    def listen_forever(self, on_ring: Listener, stopped: Callable[[], bool] = lambda: False) -> None:
         """Call ``on_ring`` for every ring from any process; reconnects after failures."""
         import redis
 
-        while True:
+        while not stopped():
             try:
                 client = redis.Redis.from_url(str(self.redis_url), socket_connect_timeout=2, health_check_interval=30)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -79,6 +79,11 @@ def ring_after_commit(factory: sessionmaker[Session], bell: Bell) -> None:
     def _note(session: Session, _context: Any) -> None:
         if any(isinstance(obj, Event) for obj in session.new):
             session.info[_APPENDED] = True
+
+    @event.listens_for(factory, "do_orm_execute")
+    def _note_bulk(state: Any) -> None:  # events inserted with insert(Event) rather than session.add
+        if state.is_insert and getattr(getattr(state.statement, "table", None), "name", None) == Event.__tablename__:
+            state.session.info[_APPENDED] = True
 
     @event.listens_for(factory, "after_commit")
     def _ring(session: Session) -> None:
