@@ -18,7 +18,7 @@ OPEN_PATHS = {"/api/orchestration/health"}
 
 def required_role(method: str, rule: str) -> str:
     """CONTRACT §1: reader for every GET, writer for changes, admin for rules and replay."""
-    if method == "GET":
+    if method == "GET" or rule == "/api/orchestration/events/stream/tickets":  # a ticket is for reading
         return "reader"
     if rule.startswith("/api/orchestration/rules") or rule == "/api/orchestration/events/replay":
         return "admin"
