@@ -9,11 +9,14 @@ or 200 open event streams exhaust it; a gevent worker parks each idle or slow
 connection as a cheap greenlet. psycopg 3 (>= 3.1.14) and redis-py cooperate
 with gevent's patched sockets; SQLite calls are short and never wait on a
 greenlet of the same process. ``GUNICORN_WORKER_CLASS=gthread`` restores the
-old behaviour. Keep imports here stdlib-only: this file is read before gevent
+old behaviour. Import no app module here: this file is read before gevent
 patches the standard library.
 """
 
+import json
 import os
+
+from gunicorn import util
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -24,3 +27,20 @@ timeout = 60
 graceful_timeout = 10
 accesslog = "-"
 preload_app = False
+# gunicorn answers a longer request line (method, path and query) itself, before the app
+# sees the request; 8190 is the most gunicorn allows (README "Limits").
+limit_request_line = 8190
+
+
+def _problem_error(sock, status_int, reason, mesg):
+    """gunicorn's own error answers (request line too long, malformed request) as RFC 9457
+    problem+json like every answer of the app, instead of gunicorn's text/html page."""
+    slug = {400: "malformed-request", 403: "forbidden", 431: "headers-too-large"}.get(status_int, str(status_int))
+    body = json.dumps({"type": f"urn:orchestration:problem:{slug}", "title": reason, "status": status_int,
+                       "detail": mesg or reason}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = _problem_error  # the workers call util.write_error for every error they answer themselves

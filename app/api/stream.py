@@ -61,7 +61,7 @@ def _caller() -> tuple[tokens.Principal, str] | None:
     if ticket:
         return stream_tickets.redeem(ticket, rt.uow(), rt.clock)
     token = _bearer()
-    principal = tokens.authenticate(token, rt.read_uow(), rt.token_cache) if token else None
+    principal = rt.tokens.verify(token, rt.clock()) if token else None  # revocation-aware, cached
     return (principal, tokens.digest(token)) if principal and token else None
 
 

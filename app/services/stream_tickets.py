@@ -29,10 +29,13 @@ def issue(token_hash: str, ttl_seconds: float, uow: UnitOfWork, clock: Clock) ->
 
 def redeem(ticket: str, uow: UnitOfWork, clock: Clock) -> tuple[Principal, str] | None:
     """(principal, token hash) of the token that asked for the ticket; None if unknown, spent or expired."""
+    now = clock()
     with uow:
-        token = stream_access.spend_ticket(uow.session, digest(ticket), clock())
+        token = stream_access.spend_ticket(uow.session, digest(ticket), now)
         if token is None:
             return None
-        found = Principal(token.actor, token.role), token.token_hash
+        principal = Principal(token.actor, token.role, token.id, token.expires_at, token.writes_per_second,
+                              token.reads_per_second)
+        token_hash = token.token_hash
         uow.commit()
-    return found
+    return None if principal.expired(now) else (principal, token_hash)

@@ -1,7 +1,7 @@
 """stream tickets: short-lived single-use passes for browsers' EventSource
 
 Revision ID: 0008
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01 22:30:00
 
 ``EventSource`` cannot send an ``Authorization`` header, and a long-lived token
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
