@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import select
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +107,17 @@ def _subscription(args: dict[str, Any]) -> Subscription:
     return Subscription(channels=channels, **{k: args[k] for k in keys if k in args})
 
 
+def _hung_up(sock: socket.socket | None) -> bool:
+    """Has the client closed its end? Readable with nothing to read means it has."""
+    if sock is None:  # not under gunicorn (tests' client): the body ends when it is closed
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 @blp.route("", methods=["GET"])
 @stream_auth
 @blp.arguments(StreamQuery, location="query")
@@ -122,7 +135,9 @@ def stream(args: dict[str, Any]) -> Response:
     position = _start_position(args, hub)
     slot = stream_slots.hold(settings.stream_slot_dir, g.stream_token_hash, settings.stream_max_per_token)
     follower = Follower(hub, subscription, position, runtime().read_uow)
-    body = stream_slots.released_after(slot, follower.frames(settings.stream_heartbeat, settings.stream_max_seconds))
+    frames = follower.frames(settings.stream_heartbeat, settings.stream_max_seconds,
+                             functools.partial(_hung_up, request.environ.get("gunicorn.socket")))
+    body = stream_slots.released_after(slot, frames)
     response = Response(body, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(slot.release)

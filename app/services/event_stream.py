@@ -160,8 +160,12 @@ class Follower:
             self.position = max(self.position, seen_by_hub)
         return [frame(e) for e in events if s.matches(e)]
 
-    def frames(self, heartbeat: float, lifetime: float) -> Iterator[str]:
-        """The SSE body: events as they come, heartbeats between, a clean end after ``lifetime``."""
+    def frames(self, heartbeat: float, lifetime: float,
+               client_gone: Callable[[], bool] = lambda: False) -> Iterator[str]:
+        """The SSE body: events as they come, heartbeats between, a clean end after ``lifetime``.
+
+        ``client_gone`` is asked before each wait, so a closed connection ends (and frees
+        its slot) within a second instead of at the next write."""
         yield f"retry: 2000\n: connected at event {self.position}\n\n"
         deadline = time.monotonic() + lifetime
         last_write = time.monotonic()
@@ -178,5 +182,7 @@ class Follower:
             if now - last_write >= heartbeat:
                 yield ": heartbeat\n\n"
                 last_write = now
+            if client_gone():
+                return
             if self.hub.cursor <= self.position:
                 self.hub.wait_beyond(self.position, min(heartbeat - (now - last_write), deadline - now, 1.0))

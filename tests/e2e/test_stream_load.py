@@ -81,8 +81,7 @@ def loaded_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, int, dict[
     env = {**os.environ, "DATABASE_URL": pg_url, "PORT": str(port), "REDIS_URL": redis.url,
            "ARCHIVE_DIR": str(tmp_path / "archive"), "ORCH_BROKER_DIR": str(tmp_path / "broker"),
            "ORCH_STREAM_SLOT_DIR": str(tmp_path / "streams"), "ORCH_DISPATCH_AFTER_COMMIT": "0",
-           # a closed stream frees its slot at the server's next write: quick heartbeats, and room
-           # for the next round's streams while the last round's are being noticed
+           # room for the next round's streams while the server notices the last round's hang-ups
            "ORCH_STREAM_MAX_PER_TOKEN": str(2 * SUBSCRIBERS // TOKENS), "ORCH_STREAM_HEARTBEAT": "1"}
     process = subprocess.Popen([str(BIN / "gunicorn"), "app:create_app()"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
