@@ -39,10 +39,11 @@ def init_api(app: Flask) -> None:
     api = OrchestrationApi(app)
     api.register_converter(guards.IntId, guards.id_schema)
     api.register_converter(guards.BigIntId, guards.id_schema)
-    from app.api import aggregation, events, health, replay, rules, sessions, tracked
+    from app.api import aggregation, events, health, replay, rules, session_forensics, sessions, tracked
 
     for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp):
         api.register_blueprint(blp)
+    api.register_blueprint(session_forensics.blp)
     _document_errors_as_problems(api)
     app.before_request(_bind_request_ids)
     app.before_request(guards.refuse_oversized_bodies)

@@ -35,6 +35,9 @@ CONTEXT_ASSEMBLED = "orchestration.context.assembled"
 NOTIFICATION_CREATED = "orchestration.notification.created"
 ALERT_RAISED = "orchestration.alert.raised"
 RULE_FAILED = "orchestration.automation.rule_failed"
+SESSION_REVERTED = "orchestration.session.reverted"
+# Lifecycle types only the service records, though they share an external prefix.
+RESERVED_TYPES = frozenset({SESSION_REVERTED})
 
 
 def event_type(entity_type: str, suffix: str) -> str:
@@ -89,7 +92,7 @@ def granular_events(
 
 
 def is_external_type(name: str) -> bool:
-    return name.startswith(EXTERNAL_TYPE_PREFIXES) and not name.endswith(".")
+    return name.startswith(EXTERNAL_TYPE_PREFIXES) and not name.endswith(".") and name not in RESERVED_TYPES
 
 
 def type_matches(pattern: str, name: str) -> bool:

@@ -28,7 +28,8 @@ def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
     if not catalogue.is_external_type(body["type"]):
         raise Invalid(
             f"type {body['type']!r} cannot be recorded from outside",
-            {"type": [f"allowed: {', '.join(catalogue.EXTERNAL_TYPE_PATTERNS)}"]},
+            {"type": [f"allowed: {', '.join(catalogue.EXTERNAL_TYPE_PATTERNS)} "
+                      f"(except {', '.join(sorted(catalogue.RESERVED_TYPES))})"]},
         )
     entity_type, code = _stream_of(body, ctx)
     event_id = body.get("event_id")
