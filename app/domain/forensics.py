@@ -12,7 +12,6 @@ import binascii
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 from app.domain.clock import iso
@@ -43,10 +42,6 @@ def net_changes(events: Iterable[Light]) -> dict[str, dict[str, Any]]:
             entry["after"] = change.get("after")
             entry["events"] += 1
     return found
-
-
-def minute_label(moment: datetime) -> str:
-    return str(iso(moment.replace(second=0, microsecond=0)))
 
 
 def is_compensation(event: Light, session_key: str) -> bool:

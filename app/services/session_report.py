@@ -9,7 +9,7 @@ describes the same moment. Lists that grow with the session are keyset pages:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,17 +36,17 @@ def report(key: str, cursor: str | None, limit: int, uow: UnitOfWork, clock: Clo
         counts = sq.type_actor_counts(session, key, upto)
         if row is None and not counts:
             raise NotFound(f"no agent session with key {key!r}")
-        moments = [as_utc(m) for m in sq.moments(session, key, upto)]
+        minutes, first, last = sq.per_minute(session, key, upto)
         caused = fx.prune_compensations(sq.caused(session, key, upto), key)
         page = _Pager(upto, limit, afters)
         return {
-            "session": _session_part(row, key, moments, clock),
+            "session": _session_part(row, key, first, last, clock),
             "as_of_event_id": upto,
             "events": _event_counts(counts),
             "entities": _entities(session, key, upto, row, page),
             "refused": _refused(session, key, upto, page),
             "blast_radius": _blast_radius(session, key, upto, caused, page),
-            "activity": _activity(moments),
+            "activity": [{"minute": f"{label}:00.000000+00:00", "count": n} for label, n in minutes],
         }
 
 
@@ -65,8 +65,8 @@ class _Pager:
         return {"total": total, "items": items, "next": following}
 
 
-def _session_part(row: AgentSession | None, key: str, moments: Sequence[datetime], clock: Clock) -> dict[str, Any]:
-    first, last = (moments[0], moments[-1]) if moments else (None, None)
+def _session_part(row: AgentSession | None, key: str, first: datetime | None, last: datetime | None,
+                  clock: Clock) -> dict[str, Any]:
     part: dict[str, Any] = {"session_key": key, "agent_id": None, "status": None, "started_at": None,
                             "resumed_at": None, "ended_at": None, "duration_seconds": None,
                             "first_event_at": iso(first), "last_event_at": iso(last)}
@@ -153,9 +153,3 @@ def _caused_entities(ordered: list[dict[str, Any]], page: _Pager) -> Page:
              for events in rest[:page.limit]]
     return page.body("caused_entities", len(grouped), items, lambda i: i["first_event_id"],
                      len(rest) > page.limit)
-
-
-def _activity(moments: Sequence[datetime]) -> list[dict[str, Any]]:
-    """Events per UTC minute, oldest first; minutes without events are left out."""
-    counts = Counter(fx.minute_label(m) for m in moments)
-    return [{"minute": label, "count": n} for label, n in sorted(counts.items())]

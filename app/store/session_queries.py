@@ -19,13 +19,16 @@ from sqlalchemy import Select, and_, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from app.domain.paging import BIGINT_ID_MAX
+from app.store.rollups import time_label
 from app.store.tables import AgentSession, Event, Rule, RuleRun
 
 MAX_DEPTH = 64
 REFUSED_TYPES = ("orchestration.task.validation_failed", "orchestration.sprint.validation_failed")
+# ``data`` is not read whole: only what says whether an event is a revert's compensation.
 LIGHT = (Event.id, Event.event_id, Event.type, Event.entity_type, Event.entity_id, Event.entity_code,
          Event.sequence, Event.actor, Event.emitted_at, Event.causation_id, Event.session_key,
-         Event.changes, Event.data)
+         Event.changes, Event.data["reason"].as_string().label("reason"),
+         Event.data["session_key"].as_string().label("reverts"))
 EntityKey = tuple[str, int]
 
 
@@ -45,11 +48,12 @@ def session_row(session: Session, key: str) -> AgentSession | None:
 
 
 def light(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "event_id": row.event_id, "type": row.type,
-            "entity": {"type": row.entity_type, "id": row.entity_id, "code": row.entity_code},
-            "sequence": row.sequence, "actor": row.actor, "timestamp": row.emitted_at,
-            "causation_id": row.causation_id, "session_key": row.session_key,
-            "changes": row.changes or {}, "data": row.data or {}}
+    (id_, event_id, type_, entity_type, entity_id, code, sequence, actor, at, cause, key, changes, reason,
+     reverts) = row[:14]
+    return {"id": id_, "event_id": event_id, "type": type_,
+            "entity": {"type": entity_type, "id": entity_id, "code": code},
+            "sequence": sequence, "actor": actor, "timestamp": at, "causation_id": cause, "session_key": key,
+            "changes": changes or {}, "data": {"reason": reason, "session_key": reverts} if reason else {}}
 
 
 def _of_session(key: str, upto: int) -> Any:
@@ -67,9 +71,15 @@ def type_actor_counts(session: Session, key: str, upto: int) -> Counter[tuple[st
     return Counter({(t, a): int(n) for t, a, n in session.execute(stmt.group_by(Event.type, Event.actor))})
 
 
-def moments(session: Session, key: str, upto: int) -> list[Any]:
-    """Every timestamp of the session's events (one narrow index-ordered column)."""
-    return list(session.scalars(select(Event.emitted_at).where(_of_session(key, upto)).order_by(Event.id)))
+def per_minute(session: Session, key: str, upto: int) -> tuple[list[tuple[str, int]], Any, Any]:
+    """(events per UTC minute label, first timestamp, last timestamp) of the session, counted in SQL."""
+    label = time_label(session, Event.emitted_at, "minute")
+    rows = session.execute(select(label, func.count(), func.min(Event.emitted_at), func.max(Event.emitted_at))
+                           .where(_of_session(key, upto)).group_by(label).order_by(label))
+    found = [(str(minute), int(n), first, last) for minute, n, first, last in rows]
+    if not found:
+        return [], None, None
+    return [(m, n) for m, n, _, _ in found], min(f for *_, f, _ in found), max(last for *_, last in found)
 
 
 def entity_groups(session: Session, key: str, upto: int, own_id: int | None, after: int,
@@ -104,8 +114,8 @@ def refused(session: Session, key: str, upto: int, after: int, limit: int) -> tu
     """``validation_failed`` events of the session (they stand outside any stream)."""
     where = and_(_of_session(key, upto), Event.sequence.is_(None), Event.type.in_(REFUSED_TYPES))
     total = session.scalar(select(func.count()).where(where))
-    rows = session.execute(select(*LIGHT).where(where, Event.id > after).order_by(Event.id).limit(limit))
-    return int(total or 0), [light(r) for r in rows]
+    rows = session.execute(select(*LIGHT, Event.data).where(where, Event.id > after).order_by(Event.id).limit(limit))
+    return int(total or 0), [light(r) | {"data": r.data or {}} for r in rows]
 
 
 def last_event(session: Session, key: str, upto: int, exclude_type: str) -> dict[str, Any] | None:

@@ -41,14 +41,17 @@ def play(runtime: Any, codes: list[str], key: str, script: list[Step]) -> None:
                         runtime.uow(), runtime.clock)
 
 
-def touched_by_others_since(script: list[Step]) -> set[tuple[int, str]]:
-    """(task, field) pairs another actor changed after the session first changed them."""
-    first: dict[tuple[int, str], int] = {}
-    found = set()
-    for position, (by_session, task, field, _) in enumerate(script):
+def touched_by_others_since(script: list[Step], initial: list[dict[str, Any]]) -> set[tuple[int, str]]:
+    """(task, field) pairs another actor changed (to a new value) after the session first changed them."""
+    current = {(task, field): value for task, row in enumerate(initial) for field, value in row.items()}
+    changed_by_session, found = set(), set()
+    for by_session, task, field, value in script:
+        if value == current[(task, field)]:
+            continue  # no change, no event
+        current[(task, field)] = value
         if by_session:
-            first.setdefault((task, field), position)
-        elif (task, field) in first:
+            changed_by_session.add((task, field))
+        elif (task, field) in changed_by_session:
             found.add((task, field))
     return found
 
@@ -75,7 +78,7 @@ def test_revert_spares_others_changes_and_alone_restores_the_state_before_the_se
     result = session_revert.revert(key, options, ChangeContext(actor="user:admin"), runtime.uow(), runtime.clock)
     after = fields_of(states(runtime, codes))
 
-    for task, field in touched_by_others_since(script):
+    for task, field in touched_by_others_since(script, before_session):
         assert after[task][field] == before_revert[task][field], (task, field)
     if not interleave:
         assert after == before_session and result["conflicts"] == []
