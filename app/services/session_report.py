@@ -37,7 +37,7 @@ def report(key: str, cursor: str | None, limit: int, uow: UnitOfWork, clock: Clo
         if row is None and not counts:
             raise NotFound(f"no agent session with key {key!r}")
         minutes, first, last = sq.per_minute(session, key, upto)
-        caused = fx.prune_compensations(sq.caused(session, key, upto), key)
+        caused = fx.prune_compensations(sq.caused(session, key, upto, with_changes=False), key)
         page = _Pager(upto, limit, afters)
         return {
             "session": _session_part(row, key, first, last, clock),
@@ -120,7 +120,9 @@ def _blast_radius(session: Any, key: str, upto: int, caused: list[dict[str, Any]
     ordered = sorted(caused, key=lambda e: e["id"])
     start = page.after("caused")
     rest = [e for e in ordered if e["id"] > start]
-    items = [_caused_item(e) for e in rest[:page.limit]]
+    entities = _caused_entities(session, ordered, page)
+    changes = sq.changes_of(session, [e["id"] for e in rest[:page.limit]])
+    items = [_caused_item(e | {"changes": changes.get(e["id"], {})}) for e in rest[:page.limit]]
     return {
         "events": len(caused),
         "max_depth": max((e["depth"] for e in caused), default=0),
@@ -130,7 +132,7 @@ def _blast_radius(session: Any, key: str, upto: int, caused: list[dict[str, Any]
         "rule_runs": {"total": sum(runs.values()), "by_rule": by_rule},
         "items": items,
         "next": page.body("caused", len(caused), items, lambda i: i["id"], len(rest) > page.limit)["next"],
-        "entities": _caused_entities(ordered, page),
+        "entities": entities,
     }
 
 
@@ -141,15 +143,18 @@ def _caused_item(event: dict[str, Any]) -> dict[str, Any]:
             "depth": event["depth"], "changes": event["changes"]}
 
 
-def _caused_entities(ordered: list[dict[str, Any]], page: _Pager) -> Page:
+def _caused_entities(session: Any, ordered: list[dict[str, Any]], page: _Pager) -> Page:
     grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for event in ordered:
         if event["sequence"] is not None:
             grouped.setdefault((event["entity"]["type"], event["entity"]["id"]), []).append(event)
     start = page.after("caused_entities")
     rest = [events for events in grouped.values() if events[0]["id"] > start]
+    shown = rest[:page.limit]
+    changes = sq.changes_of(session, [e["id"] for events in shown for e in events])
     items = [{"entity": events[0]["entity"], "events": len(events), "first_event_id": events[0]["id"],
-              "last_event_id": events[-1]["id"], "changes": fx.net_changes(events)}
-             for events in rest[:page.limit]]
+              "last_event_id": events[-1]["id"],
+              "changes": fx.net_changes([{"changes": changes.get(e["id"], {})} for e in events])}
+             for events in shown]
     return page.body("caused_entities", len(grouped), items, lambda i: i["first_event_id"],
                      len(rest) > page.limit)

@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select, tuple_
+from sqlalchemy import BigInteger, Select, and_, any_, cast, func, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.orm import Session, aliased
 
 from app.domain.paging import BIGINT_ID_MAX
@@ -124,10 +125,11 @@ def last_event(session: Session, key: str, upto: int, exclude_type: str) -> dict
     return light(row) if row is not None else None
 
 
-def caused(session: Session, key: str, upto: int) -> list[dict[str, Any]]:
+def caused(session: Session, key: str, upto: int, *, with_changes: bool = True) -> list[dict[str, Any]]:
     """Every event caused, recursively through ``causation_id``, by the session's events,
     outside the session itself; each with its ``depth`` (1: caused by a session event).
-    Parents come before their children."""
+    Parents come before their children. Without ``with_changes`` their ``changes`` are
+    left unread (``None``): a report reads them for one page only (``changes_of``)."""
     root, child = aliased(Event), aliased(Event)
     outside = or_(child.session_key.is_(None), child.session_key != key)
     base = (select(child.id, child.event_id, literal(1).label("depth"))
@@ -140,9 +142,24 @@ def caused(session: Session, key: str, upto: int) -> list[dict[str, Any]]:
         .join(tree, step.causation_id == tree.c.event_id)
         .where(step.id <= upto, tree.c.depth < MAX_DEPTH,
                or_(step.session_key.is_(None), step.session_key != key)))
-    stmt: Select[Any] = (select(*LIGHT, tree.c.depth).join(tree, Event.id == tree.c.id)
+    columns = LIGHT if with_changes else tuple(literal(None).label("changes") if c is Event.changes else c
+                                               for c in LIGHT)
+    stmt: Select[Any] = (select(*columns, tree.c.depth).join(tree, Event.id == tree.c.id)
                          .order_by(tree.c.depth, Event.id))
     return [light(r) | {"depth": int(r.depth)} for r in session.execute(stmt)]
+
+
+def changes_of(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    return {i: c or {} for i, c in session.execute(select(Event.id, Event.changes).where(_among(session, Event.id, ids)))}
+
+
+def _among(session: Session, column: Any, ids: list[int]) -> Any:
+    """``column IN ids``; on PostgreSQL one array parameter (``= ANY``), not thousands of them."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(cast(array(ids or [0]), ARRAY(BigInteger)))
+    return column.in_(ids)
 
 
 def stream_after(session: Session, entity: EntityKey, after_id: int) -> list[dict[str, Any]]:
@@ -155,7 +172,7 @@ def stream_after(session: Session, entity: EntityKey, after_id: int) -> list[dic
 def rule_runs(session: Session, key: str, upto: int, caused_ids: list[int]) -> Counter[tuple[str, str]]:
     """Rule runs triggered by the session's events or by what they caused: (rule, status) → n."""
     triggers = or_(RuleRun.event_id.in_(select(Event.id).where(_of_session(key, upto))),
-                   RuleRun.event_id.in_(caused_ids or [BIGINT_ID_MAX]))
+                   _among(session, RuleRun.event_id, caused_ids or [BIGINT_ID_MAX]))
     stmt = (select(Rule.name, RuleRun.status, func.count()).join(Rule, Rule.id == RuleRun.rule_id)
             .where(triggers).group_by(Rule.name, RuleRun.status))
     return Counter({(name, status): int(n) for name, status, n in session.execute(stmt)})

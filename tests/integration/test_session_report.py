@@ -1,0 +1,51 @@
+"""The session report's pages, snapshot and errors, and the revert's access rules, on both backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support import Api
+
+KEY = "sess-paged"
+
+
+def report(api: Api, **params: Any) -> dict[str, Any]:
+    response = api.get(f"/sessions/{KEY}/report", role="reader", query_string=params)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def test_every_list_pages_by_keyset_at_the_snapshot_of_its_first_page(api: Api) -> None:
+    assert api.post("/sessions", json={"agent_id": "agent:a", "session_key": KEY}).status_code == 201
+    headers = {"X-Session-Key": KEY}
+    for i in range(5):
+        api.create_task(f"R-{i}")
+        assert api.patch(f"/tasks/R-{i}", json={"progress": i + 1}, headers=headers).status_code == 200
+        assert api.patch(f"/tasks/R-{i}", json={"progress": 101}, headers=headers).status_code == 422
+    first = report(api, limit=2)
+    assert first["entities"]["total"] == 5 and first["refused"]["total"] == 5
+
+    assert api.patch("/tasks/R-0", json={"title": "later"}, headers=headers).status_code == 200
+    seen: dict[str, list[Any]] = {"entities": [], "refused": []}
+    for section in seen:
+        page = first
+        while True:
+            seen[section] += [item["entity"]["code"] for item in page[section]["items"]]
+            if not page[section]["next"]:
+                break
+            page = report(api, limit=2, after=page[section]["next"])
+            assert page["as_of_event_id"] == first["as_of_event_id"]
+            assert page["events"] == first["events"]  # the later write is not in this snapshot
+    assert seen == {"entities": [f"R-{i}" for i in range(5)], "refused": [f"R-{i}" for i in range(5)]}
+    assert report(api)["entities"]["items"][0]["changes"]["title"]["after"] == "later"
+
+
+def test_unknown_sessions_cursors_and_bodies_are_refused_and_only_admins_revert(api: Api) -> None:
+    assert api.get("/sessions/nope/report").status_code == 404
+    assert api.post("/sessions/nope/revert", json={}).status_code == 404
+    api.post("/sessions", json={"agent_id": "agent:a", "session_key": KEY})
+    assert api.get(f"/sessions/{KEY}/report", query_string={"after": "bogus"}).status_code == 422
+    assert api.post(f"/sessions/{KEY}/revert", role="writer", json={}).status_code == 403
+    assert api.post(f"/sessions/{KEY}/revert", json={"actor": "user:x"}).status_code == 422
+    dry = api.post(f"/sessions/{KEY}/revert", json={})
+    assert dry.status_code == 200 and dry.get_json()["dry_run"] is True and dry.get_json()["entities"] == []
