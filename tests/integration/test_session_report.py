@@ -49,3 +49,29 @@ def test_unknown_sessions_cursors_and_bodies_are_refused_and_only_admins_revert(
     assert api.post(f"/sessions/{KEY}/revert", json={"actor": "user:x"}).status_code == 422
     dry = api.post(f"/sessions/{KEY}/revert", json={})
     assert dry.status_code == 200 and dry.get_json()["dry_run"] is True and dry.get_json()["entities"] == []
+
+
+def outbox_ids(runtime: Any) -> set[int]:
+    from sqlalchemy import select
+
+    from app.store.tables import OutboxEntry
+
+    with runtime.engine.connect() as connection:
+        return set(connection.execute(select(OutboxEntry.event_id)).scalars())
+
+
+def test_compensations_reach_the_rules_only_when_asked(api: Api, runtime: Any) -> None:
+    api.post("/sessions", json={"agent_id": "agent:a", "session_key": KEY})
+    for code in ("Q-1", "Q-2"):
+        api.create_task(code)
+    headers = {"X-Session-Key": KEY}
+    assert api.patch("/tasks/Q-1", json={"status": "blocked"}, headers=headers).status_code == 200
+    quiet = api.post(f"/sessions/{KEY}/revert", json={"dry_run": False}).get_json()
+    quiet_ids = {e["id"] for item in quiet["entities"] for e in item["events"]} | {quiet["reverted_event"]["id"]}
+    assert quiet_ids and not quiet_ids & outbox_ids(runtime)
+
+    assert api.patch("/tasks/Q-2", json={"status": "blocked"}, headers=headers).status_code == 200
+    loud = api.post(f"/sessions/{KEY}/revert", json={"dry_run": False, "trigger_rules": True}).get_json()
+    loud_ids = {e["id"] for item in loud["entities"] for e in item["events"]}
+    assert [i["entity"]["code"] for i in loud["entities"] if i["status"] == "applied"] == ["Q-2"]
+    assert loud_ids and loud_ids <= outbox_ids(runtime)
