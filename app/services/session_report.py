@@ -33,20 +33,19 @@ def report(key: str, cursor: str | None, limit: int, uow: UnitOfWork, clock: Clo
         sq.one_snapshot(session)
         upto = position[1] if position else sq.log_head(session)
         row = sq.session_row(session, key)
-        counts = sq.type_actor_counts(session, key, upto)
-        if row is None and not counts:
+        counted = sq.session_counts(session, key, upto)
+        if row is None and not counted.counts:
             raise NotFound(f"no agent session with key {key!r}")
-        minutes, first, last = sq.per_minute(session, key, upto)
         caused = fx.prune_compensations(sq.caused(session, key, upto, with_changes=False), key)
         page = _Pager(upto, limit, afters)
         return {
-            "session": _session_part(row, key, first, last, clock),
+            "session": _session_part(row, key, counted.first, counted.last, clock),
             "as_of_event_id": upto,
-            "events": _event_counts(counts),
+            "events": _event_counts(counted.counts),
             "entities": _entities(session, key, upto, row, page),
             "refused": _refused(session, key, upto, page),
             "blast_radius": _blast_radius(session, key, upto, caused, page),
-            "activity": [{"minute": f"{label}:00.000000+00:00", "count": n} for label, n in minutes],
+            "activity": _activity(counted.counts),
         }
 
 
@@ -79,10 +78,10 @@ def _session_part(row: AgentSession | None, key: str, first: datetime | None, la
     return part
 
 
-def _event_counts(counts: Counter[tuple[str, str]]) -> dict[str, Any]:
+def _event_counts(counts: Counter[tuple[str, str, str]]) -> dict[str, Any]:
     by_type: Counter[str] = Counter()
     by_actor: Counter[str] = Counter()
-    for (event_type, actor), n in counts.items():
+    for (event_type, actor, _minute), n in counts.items():
         by_type[event_type] += n
         by_actor[actor] += n
     return {"total": sum(counts.values()), "by_type": dict(sorted(by_type.items())),
@@ -158,3 +157,11 @@ def _caused_entities(session: Any, ordered: list[dict[str, Any]], page: _Pager) 
              for events in shown]
     return page.body("caused_entities", len(grouped), items, lambda i: i["first_event_id"],
                      len(rest) > page.limit)
+
+
+def _activity(counts: Counter[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Events per UTC minute, oldest first; minutes without events are left out."""
+    minutes: Counter[str] = Counter()
+    for (_type, _actor, minute), n in counts.items():
+        minutes[minute] += n
+    return [{"minute": f"{label}:00.000000+00:00", "count": n} for label, n in sorted(minutes.items())]

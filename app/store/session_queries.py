@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, any_, cast, func, literal, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy import BigInteger, Select, and_, any_, bindparam, func, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from app.domain.paging import BIGINT_ID_MAX
@@ -67,33 +68,45 @@ def _touches(key: str, upto: int, own_id: int | None) -> Any:
     return and_(_of_session(key, upto), Event.sequence.is_not(None), ~own)
 
 
-def type_actor_counts(session: Session, key: str, upto: int) -> Counter[tuple[str, str]]:
-    stmt = select(Event.type, Event.actor, func.count()).where(_of_session(key, upto))
-    return Counter({(t, a): int(n) for t, a, n in session.execute(stmt.group_by(Event.type, Event.actor))})
+@dataclass(frozen=True)
+class SessionCounts:
+    """The session's events counted once: by (type, actor, UTC minute label), first and last instant."""
+
+    counts: Counter[tuple[str, str, str]]
+    first: Any
+    last: Any
 
 
-def per_minute(session: Session, key: str, upto: int) -> tuple[list[tuple[str, int]], Any, Any]:
-    """(events per UTC minute label, first timestamp, last timestamp) of the session, counted in SQL."""
+def session_counts(session: Session, key: str, upto: int) -> SessionCounts:
+    """One grouped scan of the session's index range gives every count the report shows."""
     label = time_label(session, Event.emitted_at, "minute")
-    rows = session.execute(select(label, func.count(), func.min(Event.emitted_at), func.max(Event.emitted_at))
-                           .where(_of_session(key, upto)).group_by(label).order_by(label))
-    found = [(str(minute), int(n), first, last) for minute, n, first, last in rows]
-    if not found:
-        return [], None, None
-    return [(m, n) for m, n, _, _ in found], min(f for *_, f, _ in found), max(last for *_, last in found)
+    rows = session.execute(select(Event.type, Event.actor, label, func.count(), func.min(Event.emitted_at),
+                                  func.max(Event.emitted_at))
+                           .where(_of_session(key, upto)).group_by(Event.type, Event.actor, label))
+    counts: Counter[tuple[str, str, str]] = Counter()
+    firsts, lasts = [], []
+    for event_type, actor, minute, n, first, last in rows:
+        counts[(event_type, actor, str(minute))] += int(n)
+        firsts.append(first)
+        lasts.append(last)
+    return SessionCounts(counts, min(firsts, default=None), max(lasts, default=None))
 
 
 def entity_groups(session: Session, key: str, upto: int, own_id: int | None, after: int,
                   limit: int) -> tuple[int, list[Any]]:
-    """(how many entities, one page of them) ordered by the session's first event on each."""
-    first = func.min(Event.id).label("first_id")
-    grouped = (select(Event.entity_type, Event.entity_id, Event.entity_code, first,
-                      func.max(Event.id).label("last_id"), func.count().label("events"))
+    """(how many entities, one page of them) ordered by the session's first event on each;
+    one aggregation, the total counted over it by a window."""
+    grouped = (select(Event.entity_type, Event.entity_id, Event.entity_code,
+                      func.min(Event.id).label("first_id"), func.max(Event.id).label("last_id"),
+                      func.count().label("events"))
                .where(_touches(key, upto, own_id))
-               .group_by(Event.entity_type, Event.entity_id, Event.entity_code))
-    total = session.scalar(select(func.count()).select_from(grouped.subquery()))
-    page = session.execute(grouped.having(func.min(Event.id) > after).order_by(first).limit(limit))
-    return int(total or 0), list(page)
+               .group_by(Event.entity_type, Event.entity_id, Event.entity_code).subquery())
+    counted = select(grouped, func.count().over().label("total")).subquery()
+    page = list(session.execute(select(counted).where(counted.c.first_id > after)
+                                .order_by(counted.c.first_id).limit(limit)))
+    if page:
+        return int(page[0].total), page
+    return int(session.scalar(select(func.count()).select_from(grouped)) or 0), page
 
 
 def entity_events(session: Session, key: str, upto: int, keys: Iterable[EntityKey]) -> list[dict[str, Any]]:
@@ -158,7 +171,7 @@ def changes_of(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
 def _among(session: Session, column: Any, ids: list[int]) -> Any:
     """``column IN ids``; on PostgreSQL one array parameter (``= ANY``), not thousands of them."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(cast(array(ids or [0]), ARRAY(BigInteger)))
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
     return column.in_(ids)
 
 
