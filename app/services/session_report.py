@@ -112,51 +112,67 @@ def _refused(session: Any, key: str, upto: int, page: _Pager) -> Page:
 
 
 def _blast_radius(session: Any, key: str, upto: int, caused: list[dict[str, Any]], page: _Pager) -> Page:
-    runs = sq.rule_runs(session, key, upto, [e["id"] for e in caused])
-    by_rule: dict[str, dict[str, int]] = {}
-    for (rule, status), n in sorted(runs.items()):
-        by_rule.setdefault(rule, {})[status] = n
+    """Counts over every caused event; the events and the entities they changed as two pages."""
     ordered = sorted(caused, key=lambda e: e["id"])
-    start = page.after("caused")
-    rest = [e for e in ordered if e["id"] > start]
-    entities = _caused_entities(session, ordered, page)
-    changes = sq.changes_of(session, [e["id"] for e in rest[:page.limit]])
-    items = [_caused_item(e | {"changes": changes.get(e["id"], {})}) for e in rest[:page.limit]]
+    events, more_events = _from(ordered, page.after("caused"), page.limit, lambda e: e["id"])
+    streams = _streams(ordered)
+    entities, more_entities = _from(streams, page.after("caused_entities"), page.limit, lambda es: es[0]["id"])
+    changes = sq.changes_of(session, [e["id"] for e in events] + [e["id"] for es in entities for e in es])
+    items = [_caused_item(e, changes.get(e["id"], {})) for e in events]
+    entity_items = [_entity_item(es, [{"changes": changes.get(e["id"], {})} for e in es]) for es in entities]
+    return {
+        **_caused_counts(caused),
+        "rule_runs": _runs(sq.rule_runs(session, key, upto, [e["id"] for e in caused])),
+        "items": items,
+        "next": page.body("caused", len(caused), items, lambda i: i["id"], more_events)["next"],
+        "entities": page.body("caused_entities", len(streams), entity_items, lambda i: i["first_event_id"],
+                              more_entities),
+    }
+
+
+def _from(rows: list[Any], after: int, limit: int, key: Callable[[Any], int]) -> tuple[list[Any], bool]:
+    """The page of ``rows`` (in key order) after ``after``, and whether more follow it."""
+    rest = [r for r in rows if key(r) > after]
+    return rest[:limit], len(rest) > limit
+
+
+def _streams(ordered: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Caused stream events grouped by entity, entities in the order of their first caused event."""
+    grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for event in ordered:
+        if event["sequence"] is not None:
+            grouped.setdefault((event["entity"]["type"], event["entity"]["id"]), []).append(event)
+    return list(grouped.values())
+
+
+def _caused_counts(caused: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "events": len(caused),
         "max_depth": max((e["depth"] for e in caused), default=0),
         "by_depth": {str(d): n for d, n in sorted(Counter(e["depth"] for e in caused).items())},
         "by_type": fx.count_by(caused, "type"),
         "by_actor_kind": dict(sorted(Counter(actor_kind(e["actor"]) for e in caused).items())),
-        "rule_runs": {"total": sum(runs.values()), "by_rule": by_rule},
-        "items": items,
-        "next": page.body("caused", len(caused), items, lambda i: i["id"], len(rest) > page.limit)["next"],
-        "entities": entities,
     }
 
 
-def _caused_item(event: dict[str, Any]) -> dict[str, Any]:
+def _runs(runs: Counter[tuple[str, str]]) -> dict[str, Any]:
+    by_rule: dict[str, dict[str, int]] = {}
+    for (rule, status), n in sorted(runs.items()):
+        by_rule.setdefault(rule, {})[status] = n
+    return {"total": sum(runs.values()), "by_rule": by_rule}
+
+
+def _caused_item(event: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return {"id": event["id"], "event_id": event["event_id"], "type": event["type"], "actor": event["actor"],
             "actor_kind": actor_kind(event["actor"]), "entity": event["entity"],
             "timestamp": iso(event["timestamp"]), "causation_id": event["causation_id"],
-            "depth": event["depth"], "changes": event["changes"]}
+            "depth": event["depth"], "changes": changes}
 
 
-def _caused_entities(session: Any, ordered: list[dict[str, Any]], page: _Pager) -> Page:
-    grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for event in ordered:
-        if event["sequence"] is not None:
-            grouped.setdefault((event["entity"]["type"], event["entity"]["id"]), []).append(event)
-    start = page.after("caused_entities")
-    rest = [events for events in grouped.values() if events[0]["id"] > start]
-    shown = rest[:page.limit]
-    changes = sq.changes_of(session, [e["id"] for events in shown for e in events])
-    items = [{"entity": events[0]["entity"], "events": len(events), "first_event_id": events[0]["id"],
-              "last_event_id": events[-1]["id"],
-              "changes": fx.net_changes([{"changes": changes.get(e["id"], {})} for e in events])}
-             for events in shown]
-    return page.body("caused_entities", len(grouped), items, lambda i: i["first_event_id"],
-                     len(rest) > page.limit)
+def _entity_item(events: list[dict[str, Any]], changed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One entity's line: its events' span and the net change of their ``changed`` (same order)."""
+    return {"entity": events[0]["entity"], "events": len(events), "first_event_id": events[0]["id"],
+            "last_event_id": events[-1]["id"], "changes": fx.net_changes(changed)}
 
 
 def _activity(counts: Counter[tuple[str, str, str]]) -> list[dict[str, Any]]:

@@ -75,3 +75,32 @@ def test_compensations_reach_the_rules_only_when_asked(api: Api, runtime: Any) -
     loud_ids = {e["id"] for item in loud["entities"] for e in item["events"]}
     assert [i["entity"]["code"] for i in loud["entities"] if i["status"] == "applied"] == ["Q-2"]
     assert loud_ids and loud_ids <= outbox_ids(runtime)
+
+
+def evaluate_pending(runtime: Any) -> None:
+    """The rule engine in-process (what a worker does for each outbox row), until nothing is pending."""
+    from app.services import automation
+
+    while ids := sorted(outbox_ids(runtime)):
+        automation.evaluate_events(ids, runtime.uow(), runtime.clock, depth_limit=5, final=True)
+
+
+def test_the_blast_radius_lists_what_the_rules_did_in_pages(api: Api, runtime: Any) -> None:
+    api.post("/sessions", json={"agent_id": "agent:a", "session_key": KEY})
+    for i in range(3):
+        api.create_task(f"Z-{i}")
+    evaluate_pending(runtime)
+    for i in range(3):
+        assert api.patch(f"/tasks/Z-{i}", json={"status": "blocked"}, headers={"X-Session-Key": KEY}).status_code == 200
+    evaluate_pending(runtime)
+
+    first = report(api, limit=2)
+    blast = first["blast_radius"]
+    assert (blast["events"], blast["max_depth"], blast["by_actor_kind"]) == (3, 1, {"automation": 3})
+    assert blast["rule_runs"]["by_rule"] == {"notify_blocked_task": {"succeeded": 3}}
+    rest = report(api, limit=2, after=blast["next"])["blast_radius"]
+    shown = blast["items"] + rest["items"]
+    assert [e["type"] for e in shown] == ["orchestration.notification.created"] * 3 and rest["next"] is None
+    assert [e["changes"]["data"]["after"]["task_code"] for e in shown] == ["Z-0", "Z-1", "Z-2"]
+    more = report(api, limit=2, after=blast["entities"]["next"])["blast_radius"]["entities"]
+    assert blast["entities"]["total"] == 3 and len(blast["entities"]["items"]) + len(more["items"]) == 3
