@@ -69,7 +69,7 @@ def run_session(api: Api, settle: Any) -> str:
     api.create_task("C")
     api.create_task("D")
     settle()  # the rules see the set-up before the session starts
-    started = in_session(api, "POST", "/sessions", json={"agent_id": "agent:planner", "session_key": KEY})
+    started = api.post("/sessions", role="agent", json={"agent_id": "agent:planner", "session_key": KEY})
     assert started.status_code == 201
     for path, body in (("/tasks/C", {"title": "C renamed", "priority": "P1"}), ("/tasks/C", {"progress": 50}),
                        ("/tasks/D", {"status": "blocked", "assignee": "agent:planner"}),
