@@ -104,3 +104,19 @@ def test_the_blast_radius_lists_what_the_rules_did_in_pages(api: Api, runtime: A
     assert [e["changes"]["data"]["after"]["task_code"] for e in shown] == ["Z-0", "Z-1", "Z-2"]
     more = report(api, limit=2, after=blast["entities"]["next"])["blast_radius"]["entities"]
     assert blast["entities"]["total"] == 3 and len(blast["entities"]["items"]) + len(more["items"]) == 3
+
+
+def test_the_cli_reverts_a_session_only_with_apply(api: Api, app: Any) -> None:
+    api.post("/sessions", json={"agent_id": "agent:a", "session_key": KEY})
+    api.create_task("CLI-1")
+    assert api.patch("/tasks/CLI-1", json={"progress": 40}, headers={"X-Session-Key": KEY}).status_code == 200
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["orchestration", "revert-session", KEY])
+    assert dry.exit_code == 0 and "planned   task CLI-1: progress 40 → 0" in dry.output
+    assert api.get("/tasks/CLI-1").get_json()["progress"] == 40
+    applied = runner.invoke(args=["orchestration", "revert-session", KEY, "--apply"])
+    assert applied.exit_code == 0 and "applied   task CLI-1" in applied.output
+    assert api.get("/tasks/CLI-1").get_json()["progress"] == 0
+    assert api.events("/events/entity/task/CLI-1")[-1]["actor"] == "system:cli"
+    missing = runner.invoke(args=["orchestration", "session-report", "nope"])
+    assert missing.exit_code != 0 and "no agent session" in missing.output
