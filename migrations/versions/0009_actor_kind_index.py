@@ -1,7 +1,7 @@
 """actor kind index: ``actor LIKE 'user:%'`` served by an index whatever the collation
 
 Revision ID: 0009
-Revises: 0004 (re-chained after merging main)
+Revises: 0007 (re-chained after merging main)
 Create Date: 2026-12-01 22:30:00
 
 ``actor_kind`` filters event lists by the prefix of ``actor`` before ``:``. A
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
