@@ -39,7 +39,20 @@ def init_api(app: Flask) -> None:
     api = OrchestrationApi(app)
     api.register_converter(guards.IntId, guards.id_schema)
     api.register_converter(guards.BigIntId, guards.id_schema)
-    from app.api import aggregation, auth, console, events, health, replay, rules, sessions, stream, tokens, tracked
+    from app.api import (
+        aggregation,
+        auth,
+        console,
+        events,
+        health,
+        replay,
+        rules,
+        session_forensics,
+        sessions,
+        stream,
+        tokens,
+        tracked,
+    )
 
     for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp):
         api.register_blueprint(blp)
@@ -47,6 +60,7 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(stream.blp)
     api.register_blueprint(console.blp)
     app.register_blueprint(console.assets)
+    api.register_blueprint(session_forensics.blp)
     _document_errors_as_problems(api)
     auth.document_rate_limit(api)
     app.before_request(_bind_request_ids)

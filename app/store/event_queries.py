@@ -26,6 +26,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.domain.actors import NAMED_KINDS, OTHER, kind_prefix
 from app.domain.paging import INT_ID_MAX
 from app.store.tables import AgentSession, Event, Sprint, Task
 
@@ -42,6 +43,7 @@ class EventFilter:
     start: datetime | None = None
     end: datetime | None = None
     include_archived: bool = False
+    actor_kind: str | None = None
 
 
 class prefix_match(FunctionElement[bool]):
@@ -74,7 +76,11 @@ def type_condition(column: Any, pattern: str) -> ColumnElement[bool]:
     """An exact type, or a prefix ending in ``.*``; for the log and its rollups alike."""
     if not pattern.endswith(".*"):
         return column == pattern  # type: ignore[no-any-return]
-    prefix = pattern[:-1]
+    return starts_with(column, pattern[:-1])
+
+
+def starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``column`` begins with ``prefix`` (an index range on PostgreSQL and SQLite alike)."""
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     glob = "".join(f"[{c}]" if c in "*?[" else c for c in prefix) + "*"
     return prefix_match(column, literal(like), literal(glob))
@@ -86,6 +92,13 @@ def by_type(stmt: Select, pattern: str) -> Select:  # type: ignore[type-arg]
 
 def by_actor(stmt: Select, actor: str) -> Select:  # type: ignore[type-arg]
     return stmt.where(Event.actor == actor)
+
+
+def actor_kind_condition(column: Any, kind: str) -> ColumnElement[bool]:
+    """``user``/``agent``/``automation``: the actor's prefix; ``other``: none of those."""
+    if kind == OTHER:
+        return ~or_(*(starts_with(column, kind_prefix(k)) for k in NAMED_KINDS))
+    return starts_with(column, kind_prefix(kind))
 
 
 def by_session(stmt: Select, key: str) -> Select:  # type: ignore[type-arg]
@@ -170,6 +183,8 @@ def apply_filter(stmt: Select, flt: EventFilter) -> Select:  # type: ignore[type
     stmt = by_entity(stmt, flt.entity_type, flt.entity_code)
     if flt.actor:
         stmt = by_actor(stmt, flt.actor)
+    if flt.actor_kind:
+        stmt = stmt.where(actor_kind_condition(Event.actor, flt.actor_kind))
     if flt.session_key:
         stmt = by_session(stmt, flt.session_key)
     stmt = by_date_range(stmt, flt.start, flt.end)

@@ -32,6 +32,9 @@ class EventMeta:
     correlation_chain: tuple[str, ...] = ()
     causation_id: str | None = None
     causation_depth: int = 0
+    # No automation: the events get no outbox row, so no rule ever sees them
+    # (compensations such as a session revert, unless the caller asks for rules).
+    skip_automation: bool = False
 
 
 @dataclass
@@ -85,7 +88,7 @@ def append(
     session.flush()
     if row is not None:
         _snapshot_if_due(session, stream, version, row.version, now)
-    if dispatch:
+    if dispatch and not meta.skip_automation:
         session.add_all(OutboxEntry(event_id=r.id, created_at=now) for r in rows)
     _count_in_rollups(session, rows)
     return rows

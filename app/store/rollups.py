@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.orm import Session
 
 from app.domain.buckets import LABEL_FORMATS, split_hours
-from app.store.event_queries import EventFilter, apply_filter, type_condition
+from app.store.event_queries import EventFilter, actor_kind_condition, apply_filter, type_condition
 from app.store.tables import Event, EventRollup
 
 DIMENSIONS = ("type", "actor", "entity_type")
@@ -92,6 +92,8 @@ def _rollup_filter(stmt: Select, flt: EventFilter,  # type: ignore[type-arg]
         stmt = stmt.where(type_condition(EventRollup.type, flt.type))
     if flt.actor:
         stmt = stmt.where(EventRollup.actor == flt.actor)
+    if flt.actor_kind:
+        stmt = stmt.where(actor_kind_condition(EventRollup.actor, flt.actor_kind))
     if flt.entity_type:
         stmt = stmt.where(EventRollup.entity_type == flt.entity_type)
     if not flt.include_archived:

@@ -141,6 +141,8 @@ class Event(Base):
         Index("ix_events_archived_at_id", "archived_at", "id"),
         Index("ix_events_session_key_id", "session_key", "id"),
         Index("ix_events_entity_code_id", "entity_code", "id"),
+        # actor_kind filters: ``actor LIKE 'user:%'`` under any collation (0009).
+        Index("ix_events_actor_pattern", "actor", postgresql_ops={"actor": "varchar_pattern_ops"}),
         # Never reuse an id on SQLite, even after a purge deletes the highest ones.
         {"sqlite_autoincrement": True},
     )

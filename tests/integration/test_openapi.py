@@ -16,7 +16,7 @@ CONTRACT_ENDPOINTS = [
     ("get", "/sprints/{code}/history"), ("get", "/tasks/{code}/history"), ("get", "/rules"), ("post", "/rules"),
     ("get", "/rules/{rule_id}"), ("patch", "/rules/{rule_id}"), ("delete", "/rules/{rule_id}"),
     ("post", "/rules/{rule_id}/dry-run"), ("get", "/rules/runs"), ("post", "/rules/runs/{run_id}/undo"),
-    ("get", "/health"),
+    ("get", "/health"), ("get", "/sessions/{key}/report"), ("post", "/sessions/{key}/revert"),
 ]
 
 
