@@ -57,6 +57,7 @@ TABLES_IN_DELETE_ORDER = (
     "orchestration_event_rollups",
     "orchestration_snapshots",
     "orchestration_archive_manifests",
+    "orchestration_events_archive",
     "orchestration_events",
     "agent_sessions",
     "signals",

@@ -8,6 +8,7 @@ from sqlalchemy import Select, select
 
 from app.domain.errors import NotFound
 from app.domain.paging import trim_page
+from app.store import archive_reads
 from app.store import event_queries as q
 from app.store.event_store import envelope
 from app.store.tables import Event
@@ -23,35 +24,41 @@ def _id(row: Event) -> int:
 
 
 def _page(uow: UnitOfWork, stmt: Select, after_id: int, limit: int, *,  # type: ignore[type-arg]
-          fenced: bool = False) -> Page:
+          fenced: bool = False, include_archived: bool = False) -> Page:
     """One keyset page; one row more than asked tells whether there is a next page."""
-    rows, last = trim_page(list(uow.session.scalars(q.keyset(stmt, after_id, limit + 1, fenced=fenced))),
-                           limit, _id)
+    paged = (archive_reads.page(stmt, after_id, limit + 1, fenced=fenced) if include_archived
+             else q.keyset(stmt, after_id, limit + 1, fenced=fenced))
+    rows, last = trim_page(list(uow.session.scalars(paged)), limit, _id)
     return [envelope(r) for r in rows], last
 
 
 def list_events(flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
     with uow:
-        return _page(uow, q.apply_filter(select(Event), flt), after_id, limit)
+        return _page(uow, q.apply_filter(select(Event), flt), after_id, limit, include_archived=flt.include_archived)
 
 
 def get_event(event_id: int, uow: UnitOfWork) -> dict[str, Any]:
     with uow:
         row = uow.session.get(Event, event_id)
-        if row is None:
+        if row is not None:
+            return envelope(row)
+        archived = archive_reads.envelopes(uow.session, archive_reads.in_archive(
+            archive_reads.core(select(Event).where(Event.id == event_id))))
+        if not archived:
             raise NotFound(f"no event with id {event_id}")
-        return envelope(row)
+        return archived[0]
 
 
 def by_correlation(correlation_id: str, flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
     with uow:
         stmt = q.by_correlation(q.apply_filter(select(Event), flt), uow.session, correlation_id)
-        return _page(uow, stmt, after_id, limit, fenced=True)
+        return _page(uow, stmt, after_id, limit, fenced=True, include_archived=flt.include_archived)
 
 
 def by_session(key: str, flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
     with uow:
-        return _page(uow, q.by_session(q.apply_filter(select(Event), flt), key), after_id, limit)
+        return _page(uow, q.by_session(q.apply_filter(select(Event), flt), key), after_id, limit,
+                     include_archived=flt.include_archived)
 
 
 def by_entity(entity_type: str, code: str, related: bool, flt: q.EventFilter, after_id: int,
@@ -65,4 +72,4 @@ def by_entity(entity_type: str, code: str, related: bool, flt: q.EventFilter, af
             stmt = q.by_entity_chain(stmt, uow.session, entity_type, entity_id)
         else:
             stmt = q.by_entity_stream(stmt, entity_type, entity_id)
-        return _page(uow, stmt, after_id, limit, fenced=True)
+        return _page(uow, stmt, after_id, limit, fenced=True, include_archived=flt.include_archived)

@@ -1,9 +1,10 @@
-"""The database side of archiving: which rows go, marking them, manifests, purge and restore.
+"""The database side of archiving: which rows go, moving them, manifests, purge and restore.
 
-Archived rows stay in ``orchestration_events`` with ``archived_at`` set (hot
-reads filter ``archived_at IS NULL``); purge deletes them once their file's
-retention is over; restore re-inserts them from the file, same ids and hashes.
-Rollup counts move with the rows (``archived`` false → true → gone).
+Archived rows leave ``orchestration_events`` for ``orchestration_events_archive``
+(same columns, ``archived_at`` set) with one ``INSERT … SELECT`` and one ``DELETE``
+per chunk of ids, server-side; purge deletes them from the archive table once
+their file's retention is over; restore re-inserts them there from the file, same
+ids and hashes. Rollup counts move with the rows (``archived`` false → true → gone).
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Table, case, delete, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.errors import Conflict
-from app.store import snapshots
+from app.store import archive_partitions, snapshots
 from app.store.event_store import add_to_rollups, envelope, hour_bucket
-from app.store.tables import ArchiveManifest, Event
+from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event
+from app.store.types import UTCDateTime
 
+EVENTS = cast(Table, Event.__table__)
 # Bound parameters per IN list: well below SQLite's and PostgreSQL's limits.
 IN_CHUNK = 500
 T = TypeVar("T")
@@ -35,27 +38,28 @@ def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
 def hot_counts(session: Session, cutoff: datetime) -> dict[tuple[str, bool], int]:
     """``{(priority, stamped before cutoff): n}`` over hot events, for the dry run."""
     old = case((Event.emitted_at < cutoff, True), else_=False)
-    stmt = select(Event.priority, old, func.count()).where(Event.archived_at.is_(None)).group_by(Event.priority, old)
+    stmt = select(Event.priority, old, func.count()).group_by(Event.priority, old)
     return {(priority, bool(is_old)): n for priority, is_old, n in session.execute(stmt)}
 
 
-def eligible_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id: int, limit: int) -> list[Event]:
-    """The next hot events past the cutoff and not of a kept priority, in id order."""
-    stmt = select(Event).where(
-        Event.archived_at.is_(None), Event.id > after_id, Event.emitted_at < cutoff,
-        Event.priority.not_in(sorted(keep)),
+def eligible_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id: int, limit: int) -> list[Any]:
+    """The next hot events past the cutoff and not of a kept priority, in id order (plain rows)."""
+    stmt = select(*EVENTS.columns).where(
+        EVENTS.c.id > after_id, EVENTS.c.emitted_at < cutoff, EVENTS.c.priority.not_in(sorted(keep)),
     )
-    return list(session.scalars(stmt.order_by(Event.id).limit(limit)))
+    return list(session.execute(stmt.order_by(EVENTS.c.id).limit(limit)))
 
 
-def rows_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Event]:
-    found: dict[int, Event] = {}
+def rows_by_ids(session: Session, ids: Sequence[int], *, archived: bool = False) -> dict[int, Any]:
+    """Rows of the hot table (or of the archive) with these ids."""
+    table = EVENTS_ARCHIVE if archived else EVENTS
+    found: dict[int, Any] = {}
     for chunk in _chunks(ids):
-        found.update((row.id, row) for row in session.scalars(select(Event).where(Event.id.in_(chunk))))
+        found.update((row.id, row) for row in session.execute(select(*table.columns).where(table.c.id.in_(chunk))))
     return found
 
 
-def archive_line(row: Event, archived_at: datetime) -> dict[str, Any]:
+def archive_line(row: Any, archived_at: datetime) -> dict[str, Any]:
     """One line of an archive file: the envelope as it reads once archived, plus the one stored
     column the envelope does not show, so a restore is exact."""
     return envelope(row) | {"archived_at": iso(archived_at), "causation_depth": row.causation_depth}
@@ -104,28 +108,38 @@ def record_archive(session: Session, path: str, lines: list[dict[str, Any]], dig
     manifest = ArchiveManifest(
         path=path, event_count=len(lines), first_id=lines[0]["id"], last_id=lines[-1]["id"], sha256=digest,
         stream_heads=stream_heads(lines), created_at=now,
+        newest_at=max(datetime.fromisoformat(line["timestamp"]) for line in lines),
     )
     session.add(manifest)
     session.flush()
     return manifest
 
 
-def mark_archived(session: Session, lines: list[dict[str, Any]], now: datetime) -> int:
-    """Snapshot every affected stream, flag the rows, move their rollup counts; returns streams touched."""
-    heads = stream_heads(lines)
-    for key, head in heads.items():
-        entity_type, entity_id = key.split(":")
-        snapshots.take(session, entity_type, int(entity_id), head["sequence"], now)
+def move_rows(session: Session, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Move the file's rows to the archive table and their rollup counts to ``archived``;
+    returns the file's stream heads (snapshots are the caller's, once per run)."""
     archived_at = datetime.fromisoformat(lines[0]["archived_at"])
+    archive_partitions.ensure(session, (datetime.fromisoformat(line["timestamp"]) for line in lines))
+    columns = [c.name for c in EVENTS.columns]
+    stamped = [literal(archived_at, UTCDateTime()).label(name) if name == "archived_at" else EVENTS.c[name]
+               for name in columns]
     ids = [line["id"] for line in lines]
-    marked = 0
+    moved = 0
     for chunk in _chunks(ids):
-        stmt = update(Event).where(Event.id.in_(chunk), Event.archived_at.is_(None)).values(archived_at=archived_at)
-        marked += session.execute(stmt.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-    if marked != len(ids):
-        raise Conflict(f"{len(ids) - marked} of {len(ids)} events were already archived or are gone")
+        rows = select(*stamped).where(EVENTS.c.id.in_(chunk))
+        session.execute(insert(EVENTS_ARCHIVE).from_select(columns, rows))
+        moved += cast(Any, session.execute(delete(EVENTS).where(EVENTS.c.id.in_(chunk)))).rowcount
+    if moved != len(ids):
+        raise Conflict(f"{len(ids) - moved} of {len(ids)} events were already archived or are gone")
     _move_rollups(session, lines, {False: -1, True: 1})
-    return len(heads)
+    return stream_heads(lines)
+
+
+def snapshot_heads(session: Session, heads: dict[str, int], now: datetime) -> None:
+    """One snapshot per stream at ``heads[stream]`` (idempotent): the anchor a purge resumes from."""
+    for key, sequence in sorted(heads.items()):
+        entity_type, entity_id = key.split(":")
+        snapshots.take(session, entity_type, int(entity_id), sequence, now)
 
 
 def _move_rollups(session: Session, lines: Iterable[dict[str, Any]], signs: dict[bool, int]) -> None:
@@ -138,39 +152,31 @@ def _move_rollups(session: Session, lines: Iterable[dict[str, Any]], signs: dict
 
 
 def due_for_purge(session: Session, cutoff: datetime) -> list[ArchiveManifest]:
-    """Unpurged manifests whose newest archived event (over the file's id range) is past the cutoff.
+    """Unpurged manifests whose newest event is past the cutoff, oldest file first.
 
-    The id range can only over-count (another file's later events inside it),
-    so this errs towards keeping; the file itself is checked before deleting.
+    The file itself is checked again before anything is deleted.
     """
-    newest = (
-        select(ArchiveManifest.id)
-        .join(Event, Event.id.between(ArchiveManifest.first_id, ArchiveManifest.last_id))
-        .where(ArchiveManifest.purged_at.is_(None), Event.archived_at.is_not(None))
-        .group_by(ArchiveManifest.id)
-        .having(func.max(Event.emitted_at) < cutoff)
-    )
-    return list(session.scalars(select(ArchiveManifest).where(ArchiveManifest.id.in_(newest))
-                                .order_by(ArchiveManifest.first_id)))
+    return list(session.scalars(select(ArchiveManifest).where(
+        ArchiveManifest.purged_at.is_(None), ArchiveManifest.newest_at < cutoff).order_by(ArchiveManifest.first_id)))
 
 
-def delete_archived(session: Session, manifest: ArchiveManifest, lines: list[dict[str, Any]], now: datetime) -> int:
-    """Delete the file's rows (archived ones only) and their rollup counts; record the purge."""
-    ids = [line["id"] for line in lines]
-    present = [line for line in lines if line["id"] in _archived_ids(session, ids)]
-    for chunk in _chunks([line["id"] for line in present]):
-        session.execute(delete(Event).where(Event.id.in_(chunk), Event.archived_at.is_not(None))
-                        .execution_options(synchronize_session=False))
-    _move_rollups(session, present, {True: -1})
-    manifest.purged_at = now
-    return len(present)
+def delete_archived(session: Session, manifest: ArchiveManifest, ids: Sequence[int],
+                    stamps: tuple[datetime, datetime], now: datetime) -> int:
+    """Delete the file's rows from the archive and their rollup counts, set-based; record the purge.
 
-
-def _archived_ids(session: Session, ids: Sequence[int]) -> set[int]:
-    found: set[int] = set()
+    ``stamps`` (the file's oldest and newest timestamps) lets PostgreSQL look in
+    the file's monthly partitions only.
+    """
+    gone: list[Any] = []
+    table = EVENTS_ARCHIVE.c
     for chunk in _chunks(ids):
-        found.update(session.scalars(select(Event.id).where(Event.id.in_(chunk), Event.archived_at.is_not(None))))
-    return found
+        stmt = delete(EVENTS_ARCHIVE).where(table.id.in_(chunk), table.emitted_at.between(*stamps)).returning(
+            table.emitted_at, table.type, table.actor, table.entity_type)
+        gone.extend(session.execute(stmt))
+    counts = Counter((hour_bucket(r.emitted_at), r.type, r.actor, r.entity_type, True) for r in gone)
+    add_to_rollups(session, {key: -n for key, n in counts.items()})
+    manifest.purged_at = now
+    return len(gone)
 
 
 def restore_rows(session: Session, lines: list[dict[str, Any]]) -> tuple[int, int]:
@@ -178,29 +184,32 @@ def restore_rows(session: Session, lines: list[dict[str, Any]]) -> tuple[int, in
 
     Returns (inserted, already present).
     """
-    existing = rows_by_ids(session, [line["id"] for line in lines])
+    ids = [line["id"] for line in lines]
+    existing = rows_by_ids(session, ids, archived=True) | rows_by_ids(session, ids)
     for line in lines:
         row = existing.get(line["id"])
         if row is not None and (row.event_id, row.hash) != (line["event_id"], line["hash"]):
             raise Conflict(f"event {line['id']} in the database is not the one in the archive")
     missing = [line for line in lines if line["id"] not in existing]
-    session.add_all(_row_from_line(line) for line in missing)
-    session.flush()
+    if missing:
+        archive_partitions.ensure(session, (datetime.fromisoformat(line["timestamp"]) for line in missing))
+        session.execute(insert(EVENTS_ARCHIVE), [_row_from_line(line) for line in missing])
     _move_rollups(session, missing, {True: 1})
     return len(missing), len(lines) - len(missing)
 
 
-def _row_from_line(line: dict[str, Any]) -> Event:
+def _row_from_line(line: dict[str, Any]) -> dict[str, Any]:
     entity = line["entity"]
-    return Event(
-        id=line["id"], event_id=line["event_id"], type=line["type"], entity_type=entity["type"],
-        entity_id=entity["id"], entity_code=entity["code"], sequence=line["sequence"], actor=line["actor"],
-        emitted_at=datetime.fromisoformat(line["timestamp"]), correlation_id=line["correlation_id"],
-        correlation_chain=line["correlation_chain"], causation_id=line["causation_id"],
-        causation_depth=line.get("causation_depth", 0), session_key=line["session_key"],
-        priority=line["priority"], changes=line["changes"], data=line["data"], hash=line["hash"],
-        prev_hash=line["prev_hash"], archived_at=datetime.fromisoformat(line["archived_at"]),
-    )
+    return {
+        "id": line["id"], "event_id": line["event_id"], "type": line["type"], "entity_type": entity["type"],
+        "entity_id": entity["id"], "entity_code": entity["code"], "sequence": line["sequence"],
+        "actor": line["actor"], "emitted_at": datetime.fromisoformat(line["timestamp"]),
+        "correlation_id": line["correlation_id"], "correlation_chain": line["correlation_chain"],
+        "causation_id": line["causation_id"], "causation_depth": line.get("causation_depth", 0),
+        "session_key": line["session_key"], "priority": line["priority"], "changes": line["changes"],
+        "data": line["data"], "hash": line["hash"], "prev_hash": line["prev_hash"],
+        "archived_at": datetime.fromisoformat(line["archived_at"]),
+    }
 
 
 def purged_leftovers(session: Session, paths: Sequence[str]) -> list[str]:

@@ -111,7 +111,9 @@ def by_entity(stmt: Select, entity_type: str | None, code: str | None) -> Select
 
 
 def hot_only(stmt: Select, include_archived: bool) -> Select:  # type: ignore[type-arg]
-    return stmt if include_archived else stmt.where(Event.archived_at.is_(None))
+    """The events table holds hot rows only; archived ones are added by
+    ``archive_reads`` when a read includes them, so there is nothing to filter here."""
+    return stmt
 
 
 def correlation_condition(session: Session, correlation_id: str) -> ColumnElement[bool]:
@@ -203,11 +205,14 @@ def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
     }.get(entity_type, (None, None))
     if model is not None and column is not None:
         return session.scalar(select(model.id).where(column == code))  # type: ignore[attr-defined]
-    by_code = session.scalar(
-        select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code).limit(1)
-    )
+    from app.store.archive_reads import first_of  # archived events name entities too
+
+    by_code = first_of(session,
+                       select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code)
+                       .limit(1))
     if by_code is None and code.isascii() and code.isdigit() and int(code) <= INT_ID_MAX:
-        return session.scalar(  # entities without a code (notifications, alerts) are named by id
+        return first_of(  # entities without a code (notifications, alerts) are named by id
+            session,
             select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_id == int(code)).limit(1)
         )
     return by_code
