@@ -163,7 +163,7 @@ def _commit(uow: UnitOfWork, path: str, lines: list[dict[str, Any]], digest: str
     """The one transaction that makes a published file count: manifest, rows moved, rollups."""
     with uow:
         archive_rows.record_archive(uow.session, path, lines, digest, now)
-        heads = archive_rows.move_rows(uow.session, lines)
+        heads = archive_rows.mark_archived(uow.session, lines)
         uow.commit()
     return heads
 

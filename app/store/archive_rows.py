@@ -115,7 +115,7 @@ def record_archive(session: Session, path: str, lines: list[dict[str, Any]], dig
     return manifest
 
 
-def move_rows(session: Session, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def mark_archived(session: Session, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Move the file's rows to the archive table and their rollup counts to ``archived``;
     returns the file's stream heads (snapshots are the caller's, once per run)."""
     archived_at = datetime.fromisoformat(lines[0]["archived_at"])

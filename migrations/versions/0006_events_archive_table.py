@@ -82,9 +82,8 @@ def _archive_table() -> None:
                     **partitioned)
     for name, index_columns in ARCHIVE_INDEXES.items():
         op.create_index(name, ARCHIVE, index_columns, unique=False)
-    if _postgres():
-        op.create_index("ix_events_archive_correlation_chain", ARCHIVE, ["correlation_chain"], unique=False,
-                        postgresql_using="gin", postgresql_ops={"correlation_chain": "jsonb_path_ops"})
+    op.create_index("ix_events_archive_correlation_chain", ARCHIVE, ["correlation_chain"], unique=False,
+                    postgresql_using="gin", postgresql_ops={"correlation_chain": "jsonb_path_ops"})
 
 
 def _move_archived_rows() -> None:
