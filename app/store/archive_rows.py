@@ -14,12 +14,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, case, delete, func, insert, literal, select
+from sqlalchemy import Table, and_, case, delete, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.errors import Conflict
-from app.store import archive_partitions, snapshots
+from app.store import archive_partitions, rollup_shift, snapshots
 from app.store.event_store import add_to_rollups, envelope, hour_bucket
 from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event
 from app.store.types import UTCDateTime
@@ -128,10 +128,11 @@ def mark_archived(session: Session, lines: list[dict[str, Any]]) -> dict[str, di
     for chunk in _chunks(ids):
         rows = select(*stamped).where(EVENTS.c.id.in_(chunk))
         session.execute(insert(EVENTS_ARCHIVE).from_select(columns, rows))
+        for archived, sign in ((False, -1), (True, 1)):
+            rollup_shift.shift(session, EVENTS, EVENTS.c.id.in_(chunk), archived, sign)
         moved += cast(Any, session.execute(delete(EVENTS).where(EVENTS.c.id.in_(chunk)))).rowcount
     if moved != len(ids):
         raise Conflict(f"{len(ids) - moved} of {len(ids)} events were already archived or are gone")
-    _move_rollups(session, lines, {False: -1, True: 1})
     return stream_heads(lines)
 
 
@@ -167,16 +168,14 @@ def delete_archived(session: Session, manifest: ArchiveManifest, ids: Sequence[i
     ``stamps`` (the file's oldest and newest timestamps) lets PostgreSQL look in
     the file's monthly partitions only.
     """
-    gone: list[Any] = []
+    gone = 0
     table = EVENTS_ARCHIVE.c
     for chunk in _chunks(ids):
-        stmt = delete(EVENTS_ARCHIVE).where(table.id.in_(chunk), table.emitted_at.between(*stamps)).returning(
-            table.emitted_at, table.type, table.actor, table.entity_type)
-        gone.extend(session.execute(stmt))
-    counts = Counter((hour_bucket(r.emitted_at), r.type, r.actor, r.entity_type, True) for r in gone)
-    add_to_rollups(session, {key: -n for key, n in counts.items()})
+        these = and_(table.id.in_(chunk), table.emitted_at.between(*stamps))
+        rollup_shift.shift(session, EVENTS_ARCHIVE, these, True, -1)
+        gone += cast(Any, session.execute(delete(EVENTS_ARCHIVE).where(these))).rowcount
     manifest.purged_at = now
-    return len(gone)
+    return gone
 
 
 def restore_rows(session: Session, lines: list[dict[str, Any]]) -> tuple[int, int]:

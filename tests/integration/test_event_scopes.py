@@ -22,9 +22,8 @@ from sqlalchemy import select, text, update
 
 from app.domain.events import PlannedEvent
 from app.store.event_store import EventMeta, StreamRef, add_to_rollups, append, hour_bucket
-from app.store import archive_partitions
 from app.store.tables import EVENTS_ARCHIVE, Base, Event, Signal
-from tests.support import Api
+from tests.support import Api, move_marked_to_archive
 
 WORKFLOW = "6f1c7f7e-0000-4000-8000-000000000001"
 DAY1 = "2026-03-02"
@@ -253,13 +252,9 @@ def archive_day_one(runtime: Any) -> None:
             moved[key + (False,)] = moved.get(key + (False,), 0) - 1
             moved[key + (True,)] = moved.get(key + (True,), 0) + 1
         uow.session.execute(update(Event).where(Event.emitted_at < moment(DAY2)).values(archived_at=stamp))
-        archive_partitions.ensure(uow.session, [row.emitted_at for row in rows])
-        columns = ", ".join(c.name for c in Event.__table__.columns)
-        uow.session.execute(text(f"INSERT INTO {EVENTS_ARCHIVE.name} ({columns}) SELECT {columns} "
-                                 "FROM orchestration_events WHERE archived_at IS NOT NULL"))
-        uow.session.execute(text("DELETE FROM orchestration_events WHERE archived_at IS NOT NULL"))
         add_to_rollups(uow.session, moved)
         uow.commit()
+    move_marked_to_archive(runtime)
 
 
 def test_archived_events_are_left_out_unless_asked_for_everywhere(api: Api, runtime: Any, dataset: Dataset) -> None:
