@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 
 from app.domain import events as catalogue
 from app.domain.clock import iso
+from app.domain.fold import apply_event
 from app.domain.hashing import event_hash
 
 LONG_STREAM = 10_000
@@ -32,6 +33,9 @@ STATUSES = ("pending", "in_progress", "blocked", "completed")
 EVENT_COLUMNS = ("id", "event_id", "type", "entity_type", "entity_id", "entity_code", "sequence", "actor",
                  "emitted_at", "correlation_id", "correlation_chain", "causation_id", "causation_depth",
                  "session_key", "priority", "changes", "data", "hash", "prev_hash")
+SNAPSHOT_COLUMNS = ("entity_type", "entity_id", "sequence", "state", "last_hash", "last_event_id", "as_of",
+                    "created_at")
+SNAPSHOT_EVERY = 50  # as ORCH_SNAPSHOT_EVERY's default
 TASK_COLUMNS = ("id", "task_code", "title", "description", "status", "priority", "progress", "assignee",
                 "metadata", "correlation_id", "version", "last_hash", "created_at", "updated_at")
 
@@ -46,6 +50,7 @@ class Stream:
     version: int = 0
     last_hash: str | None = None
     last_at: datetime | None = None
+    folded: dict[str, Any] | None = None
 
 
 def _initial(stream: Stream) -> dict[str, Any]:
@@ -67,8 +72,8 @@ def _next_state(state: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return after
 
 
-def _events_of(stream: Stream, at: datetime, actor: str, session_key: str | None,
-               rng: random.Random) -> Iterator[dict[str, Any]]:
+def _events_of(stream: Stream, at: datetime, actor: str, session_key: str | None, rng: random.Random,
+               snapshots: list[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
     """The next change of a stream, as the service would record it (one or more envelopes)."""
     if stream.state is None:
         after = _initial(stream)
@@ -86,8 +91,17 @@ def _events_of(stream: Stream, at: datetime, actor: str, session_key: str | None
             "changes": item.changes, "data": item.data, "prev_hash": stream.last_hash,
         }
         envelope["hash"] = stream.last_hash = event_hash(envelope)
+        stream.folded = apply_event(stream.folded, envelope)
+        if stream.version % SNAPSHOT_EVERY == 0:
+            snapshots.append(_snapshot(stream, envelope))
         yield envelope
     stream.state, stream.last_at = after, at
+
+
+def _snapshot(stream: Stream, envelope: dict[str, Any]) -> tuple[Any, ...]:
+    """What ``append`` leaves every ``SNAPSHOT_EVERY`` events of a stream: the fold so far."""
+    return ("task", stream.entity_id, stream.version, json.dumps(stream.folded), envelope["hash"],
+            envelope["event_id"], envelope["timestamp"], envelope["timestamp"])
 
 
 def _row(event_id: int, envelope: dict[str, Any]) -> tuple[Any, ...]:
@@ -102,7 +116,8 @@ def _priority(index: int) -> str:
     return "P0" if index % 10 == 0 else ("P1", "P2", "P3")[index % 3]
 
 
-def event_rows(total: int, days: int, now: datetime, streams: list[Stream]) -> Iterator[tuple[Any, ...]]:
+def event_rows(total: int, days: int, now: datetime, streams: list[Stream],
+               snapshots: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
     """``total`` events over ``days`` before ``now`` (the long stream in the last 5 days), in id order."""
     rng = random.Random(12)
     start, span = now - timedelta(days=days), timedelta(days=days)
@@ -114,11 +129,12 @@ def event_rows(total: int, days: int, now: datetime, streams: list[Stream]) -> I
         at = start + span * (j / bulk)
         stream = regular[j % len(regular)]
         actor = f"user:u{rng.randrange(ACTORS)}" if j % 3 else f"agent:a{j % 50}"
-        for envelope in _events_of(stream, at, actor, f"bsess-{j % 5000}" if j % 4 == 0 else None, rng):
+        for envelope in _events_of(stream, at, actor, f"bsess-{j % 5000}" if j % 4 == 0 else None, rng,
+                                   snapshots):
             yield _row(next_id, envelope)
             next_id += 1
         if j >= long_from and long.version < LONG_STREAM:
-            for envelope in _events_of(long, at, "agent:planner", None, rng):
+            for envelope in _events_of(long, at, "agent:planner", None, rng, snapshots):
                 yield _row(next_id, envelope)
                 next_id += 1
 
@@ -135,13 +151,16 @@ def generate(engine: Engine, total: int, days: int, now: datetime) -> int:
     count = max(2, (total - LONG_STREAM) // EVENTS_PER_STREAM)
     streams = [Stream(i, f"BT-{i}", str(uuid.UUID(int=i, version=4)), _priority(i)) for i in range(1, count + 2)]
     streams[-1].priority = "P2"
-    loaded = 0
+    loaded, snapshots = 0, list[tuple[Any, ...]]()
     with engine.raw_connection() as raw:
         cursor = raw.cursor()
         with cursor.copy(f"COPY orchestration_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
-            for row in event_rows(total, days, now, streams):
+            for row in event_rows(total, days, now, streams, snapshots):
                 copy.write_row(row)
                 loaded += 1
+        with cursor.copy(f"COPY orchestration_snapshots ({', '.join(SNAPSHOT_COLUMNS)}) FROM STDIN") as copy:
+            for snapshot in snapshots:
+                copy.write_row(snapshot)
         with cursor.copy(f"COPY tasks ({', '.join(TASK_COLUMNS)}) FROM STDIN") as copy:
             for stream in streams:
                 copy.write_row(_task_row(stream))

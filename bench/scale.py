@@ -35,6 +35,7 @@ from sqlalchemy import Engine, text
 from app import create_app
 from app.domain.clock import iso
 from app.domain.hashing import event_hash
+from app.domain.paging import encode_cursor
 from app.services import tokens
 from bench._scale_data import NOW, generate, long_stream_code
 from tests.conftest import make_settings
@@ -141,14 +142,14 @@ def measure_reads(app: Flask, rounds: int) -> None:
         ("/events/timeline 30 days (hour)", get("/events/timeline", bucket="hour", **window), None),
     ]
     [(low, high)] = _sql(engine, "SELECT min(id), max(id) FROM orchestration_events")
-    deep = (low + high) // 2
+    deep = encode_cursor((low + high) // 2)
     for name, params in [("actor", {"actor": "user:u7"}), ("type prefix", {"type": "orchestration.task.*"}),
                          ("type exact", {"type": "orchestration.task.assigned"}), ("entity_type", {"entity_type": "task"}),
                          ("session_key", {"session_key": "bsess-42"}), ("from 30d", {"from": lo}),
                          ("actor + from 30d", {"actor": "user:u7", "from": lo}),
                          ("type prefix + actor", {"type": "orchestration.task.*", "actor": "agent:a3"})]:
         cases.append((f"/events {name}", get("/events", limit=100, **params), None))
-        cases.append((f"/events {name}, deep page", get("/events", limit=100, after=str(deep), **params), None))
+        cases.append((f"/events {name}, deep page", get("/events", limit=100, after=deep, **params), None))
     for name, action, baseline in cases:
         mine, base = timings(action, baseline, rounds)
         ratio = f"x{p(mine, .5) / p(base, .5):.2f}" if base else ""

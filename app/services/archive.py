@@ -132,13 +132,11 @@ def _archive_batches(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader
     started, after = time.monotonic(), 0
     while True:
         with reader:
-            rows = archive_rows.eligible_batch(reader.session, report.cutoff, cold.policy.keep_priorities,
-                                               after, job.batch_size)
-            archived_at = clock()
-            lines = [archive_rows.archive_line(row, archived_at) for row in rows]
+            lines, texts = archive_rows.next_batch(reader.session, report.cutoff, cold.policy.keep_priorities,
+                                                   after, job.batch_size, clock())
         if not lines:
             return
-        path, digest = _write_file(cold.root, lines)
+        path, digest = _write_file(cold.root, lines, texts)
         _remember(heads, _commit(uow, path, lines, digest, clock()))
         report.events += len(lines)
         report.files.append(path)
@@ -146,10 +144,10 @@ def _archive_batches(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader
         progress(Progress(report.events, len(report.files), time.monotonic() - started))
 
 
-def _write_file(root: Path, lines: list[dict[str, Any]]) -> tuple[str, str]:
+def _write_file(root: Path, lines: list[dict[str, Any]], texts: list[str]) -> tuple[str, str]:
     """Publish the batch's file and prove it reads back; returns (relative path, SHA-256)."""
     path = archive_files.path_for(lines)
-    payload = archive_files.encode(lines)
+    payload = archive_files.encode_texts(texts)
     digest = archive_files.sha256(payload)
     target = root / path
     temp = archive_files.write_temp(target, payload)

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, case, delete, func, insert, literal, select
+from sqlalchemy import Table, and_, case, delete, func, insert, literal, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.errors import Conflict
+from app.domain.hashing import canonical_json
 from app.store import archive_partitions, rollup_shift, snapshots
 from app.store.event_store import add_to_rollups, envelope, hour_bucket
 from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event
@@ -48,6 +49,44 @@ def eligible_batch(session: Session, cutoff: datetime, keep: Iterable[str], afte
         EVENTS.c.id > after_id, EVENTS.c.emitted_at < cutoff, EVENTS.c.priority.not_in(sorted(keep)),
     )
     return list(session.execute(stmt.order_by(EVENTS.c.id).limit(limit)))
+
+
+# The archive line (``archive_line``) rendered by PostgreSQL itself: no row, JSON value or
+# string crosses into Python but the finished line. Columns the envelope does not name
+# (any a later migration adds) ride along under their own names, so a restore stays exact.
+_ENVELOPE_COLUMNS = ("id", "event_id", "type", "entity_type", "entity_id", "entity_code", "sequence", "actor",
+                     "emitted_at", "correlation_id", "correlation_chain", "causation_id", "causation_depth",
+                     "session_key", "priority", "changes", "data", "hash", "prev_hash", "archived_at")
+PG_LINE = (
+    "(jsonb_build_object('id', id, 'event_id', event_id, 'type', type, 'entity', jsonb_build_object("
+    "'type', entity_type, 'id', entity_id, 'code', entity_code), 'sequence', sequence, 'actor', actor, "
+    "'timestamp', to_char(emitted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), "
+    "'correlation_id', correlation_id, 'correlation_chain', correlation_chain, 'causation_id', causation_id, "
+    "'session_key', session_key, 'priority', priority, 'changes', changes, 'data', data, 'hash', hash, "
+    "'prev_hash', prev_hash, 'archived_at', CAST('{archived_at}' AS text), 'causation_depth', causation_depth) "
+    "|| (to_jsonb(orchestration_events.*) - ARRAY[" + ", ".join(repr(c) for c in _ENVELOPE_COLUMNS) + "]))::text"
+)
+
+
+def next_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id: int, limit: int,
+               archived_at: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+    """(lines, their JSON text) of the next eligible events. On PostgreSQL the lines carry only
+    what manifests, paths and moves need, and the text is rendered by the database."""
+    if session.get_bind().dialect.name != "postgresql":
+        lines = [archive_line(row, archived_at) for row in eligible_batch(session, cutoff, keep, after_id, limit)]
+        return lines, [canonical_json(line) for line in lines]
+    c, stamp = EVENTS.c, iso(archived_at)  # our own ISO text: safe to inline
+    stmt = (select(c.id, c.event_id, c.entity_type, c.entity_id, c.sequence, c.hash, c.emitted_at,
+                   literal_column(PG_LINE.format(archived_at=stamp)).label("line"))
+            .where(c.id > after_id, c.emitted_at < cutoff, c.priority.not_in(sorted(keep)))
+            .order_by(c.id).limit(limit))
+    lines, texts = [], []
+    for row in session.execute(stmt):
+        lines.append({"id": row.id, "event_id": row.event_id, "entity": {"type": row.entity_type, "id": row.entity_id},
+                      "sequence": row.sequence, "hash": row.hash, "timestamp": iso(row.emitted_at),
+                      "archived_at": stamp})
+        texts.append(row.line)
+    return lines, texts
 
 
 def rows_by_ids(session: Session, ids: Sequence[int], *, archived: bool = False) -> dict[int, Any]:
