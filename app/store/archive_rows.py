@@ -26,14 +26,17 @@ from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event
 from app.store.types import UTCDateTime
 
 EVENTS = cast(Table, Event.__table__)
-# Bound parameters per IN list: well below SQLite's and PostgreSQL's limits.
+# Bound parameters per IN list: well below SQLite's limit; PostgreSQL takes a whole
+# batch of ids in one statement (its limit is 65,535 parameters).
 IN_CHUNK = 500
+PG_IN_CHUNK = 20_000
 T = TypeVar("T")
 
 
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), IN_CHUNK):
-        yield items[start:start + IN_CHUNK]
+def _chunks(items: Sequence[T], session: Session | None = None) -> Iterator[Sequence[T]]:
+    size = PG_IN_CHUNK if session is not None and session.get_bind().dialect.name == "postgresql" else IN_CHUNK
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def hot_counts(session: Session, cutoff: datetime) -> dict[tuple[str, bool], int]:
@@ -76,10 +79,12 @@ def next_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id
         lines = [archive_line(row, archived_at) for row in eligible_batch(session, cutoff, keep, after_id, limit)]
         return lines, [canonical_json(line) for line in lines]
     c, stamp = EVENTS.c, iso(archived_at)  # our own ISO text: safe to inline
+    batch = (select(c.id).where(c.id > after_id, c.emitted_at < cutoff, c.priority.not_in(sorted(keep)))
+             .order_by(c.id).limit(limit))
+    # the lines are rendered for the batch's rows only, whatever plan finds them
     stmt = (select(c.id, c.event_id, c.entity_type, c.entity_id, c.sequence, c.hash, c.emitted_at,
                    literal_column(PG_LINE.format(archived_at=stamp)).label("line"))
-            .where(c.id > after_id, c.emitted_at < cutoff, c.priority.not_in(sorted(keep)))
-            .order_by(c.id).limit(limit))
+            .where(c.id.in_(batch.scalar_subquery())).order_by(c.id))
     lines, texts = [], []
     for row in session.execute(stmt):
         lines.append({"id": row.id, "event_id": row.event_id, "entity": {"type": row.entity_type, "id": row.entity_id},
@@ -164,7 +169,7 @@ def mark_archived(session: Session, lines: list[dict[str, Any]]) -> dict[str, di
                for name in columns]
     ids = [line["id"] for line in lines]
     moved = 0
-    for chunk in _chunks(ids):
+    for chunk in _chunks(ids, session):
         rows = select(*stamped).where(EVENTS.c.id.in_(chunk))
         session.execute(insert(EVENTS_ARCHIVE).from_select(columns, rows))
         for archived, sign in ((False, -1), (True, 1)):
@@ -209,7 +214,7 @@ def delete_archived(session: Session, manifest: ArchiveManifest, ids: Sequence[i
     """
     gone = 0
     table = EVENTS_ARCHIVE.c
-    for chunk in _chunks(ids):
+    for chunk in _chunks(ids, session):
         these = and_(table.id.in_(chunk), table.emitted_at.between(*stamps))
         rollup_shift.shift(session, EVENTS_ARCHIVE, these, True, -1)
         gone += cast(Any, session.execute(delete(EVENTS_ARCHIVE).where(these))).rowcount
