@@ -178,7 +178,32 @@ def apply_filter(stmt: Select, flt: EventFilter) -> Select:  # type: ignore[type
     return hot_only(stmt, flt.include_archived)
 
 
-def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False) -> Select:  # type: ignore[type-arg]
+# Equality filters with a ``(column, id)`` index (0002, 0006), most selective first.
+ORDERED_BY = ("session_key", "entity_code", "actor", "type", "entity_type")
+
+
+def leading_order(flt: EventFilter) -> list[Any]:
+    """What a page of ``flt`` orders by before ``id``, so PostgreSQL reads an index range in order.
+
+    With an equality filter, ``ORDER BY column, id`` is the same order as ``ORDER BY id``
+    (the column is constant) but only the ``(column, id)`` index yields it, so the
+    planner reads that index range and stops after a page, instead of walking the
+    primary key and filtering row by row (cheap only while matches are dense).
+    With only a time range (or a type prefix), ``id + 0`` keeps the primary key out:
+    the rows come from the ``(emitted_at, id)`` (or type pattern) index range, cost
+    bounded by the range, never by the log.
+    """
+    for name in ORDERED_BY:
+        value = getattr(flt, name)
+        if value and not (name == "type" and value.endswith(".*")):
+            return [getattr(Event, name)]
+    if flt.start is not None or flt.end is not None or flt.type:
+        return [Event.id + 0]
+    return []
+
+
+def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False,  # type: ignore[type-arg]
+           lead: list[Any] | None = None) -> Select:  # type: ignore[type-arg]
     """Oldest first by id, after ``after_id``; ids become visible in commit order,
     so ``id > cursor`` skips nothing.
 
@@ -190,7 +215,7 @@ def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False) -> 
     """
     stmt = stmt.where(Event.id > after_id)
     if not fenced:
-        return stmt.order_by(Event.id).limit(limit)
+        return stmt.order_by(*(lead or []), Event.id).limit(limit)
     scope = stmt.with_only_columns(Event.id).cte("scope").prefix_with("MATERIALIZED")
     first = select(scope.c.id).order_by(scope.c.id).limit(limit)
     return select(Event).where(Event.id.in_(first)).order_by(Event.id)

@@ -120,6 +120,29 @@ CASES = [
 ]
 
 
+# Every /events filter alone and combined as the API allows, first page and a deep page
+# (``after`` mid-log): each must be an ordered range of an index, never the log walked by id.
+DEEP = "djE6NjAwMDA"  # encode_cursor(60_000): half way through the generated log
+RECENT = {"from": "2026-10-26T00:00:00+00:00"}
+LIST_FILTERS = [
+    {"actor": "user:u3"},
+    {"type": "orchestration.task.*"},
+    {"type": "orchestration.task.status_changed"},
+    {"entity_type": "sprint"},
+    {"session_key": "gsess-17"},
+    {"entity_code": "GT-70"},
+    RECENT,
+    INSIDE,
+    {"actor": "user:u3", **RECENT},
+    {"type": "orchestration.task.*", "actor": "agent:a2"},
+    {"type": "orchestration.sprint.*", "entity_type": "sprint", **INSIDE},
+    {"entity_type": "session", "session_key": "gsess-17"},
+    {"actor": "agent:a1", "entity_type": "task", **INSIDE},
+]
+CASES += [("/events", {"limit": "100", **f}) for f in LIST_FILTERS]
+CASES += [("/events", {"limit": "100", "after": DEEP, **f}) for f in LIST_FILTERS]
+
+
 @pytest.mark.parametrize(("path", "params"), CASES, ids=[f"{p}?{'&'.join(q)}" for p, q in CASES])
 def test_no_query_of_a_scope_timeline_or_stats_endpoint_scans_the_whole_events_table(
     big_app: Flask, big_api: Api, workflow: str, path: str, params: dict[str, Any]
