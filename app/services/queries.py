@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -25,10 +24,8 @@ def _id(row: Event) -> int:
 
 
 def _page(uow: UnitOfWork, stmt: Select, after_id: int, limit: int, *,  # type: ignore[type-arg]
-          fenced: bool = False, flt: q.EventFilter | None = None) -> Page:
+          fenced: bool = False, include_archived: bool = False, lead: tuple[Any, ...] = ()) -> Page:
     """One keyset page; one row more than asked tells whether there is a next page."""
-    include_archived = flt is not None and flt.include_archived
-    lead = q.leading_order(flt) if flt is not None and not fenced else []
     paged = (archive_reads.page(stmt, after_id, limit + 1, fenced=fenced) if include_archived
              else q.keyset(stmt, after_id, limit + 1, fenced=fenced, lead=lead))
     rows, last = trim_page(list(uow.session.scalars(paged)), limit, _id)
@@ -37,7 +34,11 @@ def _page(uow: UnitOfWork, stmt: Select, after_id: int, limit: int, *,  # type: 
 
 def list_events(flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
     with uow:
-        return _page(uow, q.apply_filter(select(Event), flt), after_id, limit, flt=flt)
+        if flt.include_archived:
+            return _page(uow, q.apply_filter(select(Event), flt), after_id, limit, include_archived=True)
+        led = q.index_led(flt)
+        return _page(uow, q.apply_filter(select(Event), led.rest).where(*led.conditions), after_id, limit,
+                     lead=led.lead)
 
 
 def get_event(event_id: int, uow: UnitOfWork) -> dict[str, Any]:
@@ -55,13 +56,13 @@ def get_event(event_id: int, uow: UnitOfWork) -> dict[str, Any]:
 def by_correlation(correlation_id: str, flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
     with uow:
         stmt = q.by_correlation(q.apply_filter(select(Event), flt), uow.session, correlation_id)
-        return _page(uow, stmt, after_id, limit, fenced=True, flt=flt)
+        return _page(uow, stmt, after_id, limit, fenced=True, include_archived=flt.include_archived)
 
 
 def by_session(key: str, flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:
     with uow:
         return _page(uow, q.by_session(q.apply_filter(select(Event), flt), key), after_id, limit,
-                     flt=dataclasses.replace(flt, session_key=key))  # the page leads with the session's index
+                     include_archived=flt.include_archived)
 
 
 def by_entity(entity_type: str, code: str, related: bool, flt: q.EventFilter, after_id: int,
@@ -75,4 +76,4 @@ def by_entity(entity_type: str, code: str, related: bool, flt: q.EventFilter, af
             stmt = q.by_entity_chain(stmt, uow.session, entity_type, entity_id)
         else:
             stmt = q.by_entity_stream(stmt, entity_type, entity_id)
-        return _page(uow, stmt, after_id, limit, fenced=True, flt=flt)
+        return _page(uow, stmt, after_id, limit, fenced=True, include_archived=flt.include_archived)

@@ -16,6 +16,7 @@ A type *prefix* (``orchestration.task.*``) narrows the rows another scope found.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -179,31 +180,47 @@ def apply_filter(stmt: Select, flt: EventFilter) -> Select:  # type: ignore[type
 
 
 # Equality filters with a ``(column, id)`` index (0002, 0006), most selective first.
-ORDERED_BY = ("session_key", "entity_code", "actor", "type", "entity_type")
+ORDERED_BY = ("session_key", "entity_code", "actor", "entity_type")
 
 
-def leading_order(flt: EventFilter) -> list[Any]:
-    """What a page of ``flt`` orders by before ``id``, so PostgreSQL reads an index range in order.
+@dataclass(frozen=True)
+class IndexLed:
+    """A list filter arranged so PostgreSQL reads one index range in id order (see ``index_led``)."""
 
-    With an equality filter, ``ORDER BY column, id`` is the same order as ``ORDER BY id``
-    (the column is constant) but only the ``(column, id)`` index yields it, so the
-    planner reads that index range and stops after a page, instead of walking the
-    primary key and filtering row by row (cheap only while matches are dense).
-    With only a time range (or a type prefix), ``id + 0`` keeps the primary key out:
-    the rows come from the ``(emitted_at, id)`` (or type pattern) index range, cost
-    bounded by the range, never by the log.
+    rest: EventFilter
+    conditions: tuple[ColumnElement[bool], ...] = ()
+    lead: tuple[Any, ...] = ()
+
+
+def index_led(flt: EventFilter) -> IndexLed:
+    """A page of ``/events`` as an index range, never the log walked by id and filtered.
+
+    The most selective equality filter with a ``(column, id)`` index is written as
+    ``column >= v AND column <= v`` and leads the ``ORDER BY``: the same rows and the
+    same order as ``column = v … ORDER BY id`` (the column is constant), but the
+    planner cannot drop the constant column from the sort, so only that index yields
+    the order and it reads that range, stopping after a page. A time range also
+    bounds ``id`` by the smallest and largest id inside it (from the ``(emitted_at,
+    id)`` index), so no page starts at the head of the log.
     """
+    rest, conditions, lead = flt, [], []
     for name in ORDERED_BY:
         value = getattr(flt, name)
-        if value and not (name == "type" and value.endswith(".*")):
-            return [getattr(Event, name)]
-    if flt.start is not None or flt.end is not None or flt.type:
-        return [Event.id + 0]
-    return []
+        if value:
+            column = getattr(Event, name)
+            cleared: dict[str, Any] = {name: None}
+            rest, conditions, lead = dataclasses.replace(flt, **cleared), [column >= value, column <= value], [column]
+            break
+    window = by_date_range(select(Event.id), flt.start, flt.end)
+    if flt.start is not None:
+        conditions.append(Event.id >= window.with_only_columns(func.min(Event.id)).scalar_subquery())
+    if flt.end is not None:
+        conditions.append(Event.id <= window.with_only_columns(func.max(Event.id)).scalar_subquery())
+    return IndexLed(rest, tuple(conditions), tuple(lead))
 
 
 def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False,  # type: ignore[type-arg]
-           lead: list[Any] | None = None) -> Select:  # type: ignore[type-arg]
+           lead: tuple[Any, ...] = ()) -> Select:  # type: ignore[type-arg]
     """Oldest first by id, after ``after_id``; ids become visible in commit order,
     so ``id > cursor`` skips nothing.
 
@@ -215,7 +232,7 @@ def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False,  # 
     """
     stmt = stmt.where(Event.id > after_id)
     if not fenced:
-        return stmt.order_by(*(lead or []), Event.id).limit(limit)
+        return stmt.order_by(*lead, Event.id).limit(limit)
     scope = stmt.with_only_columns(Event.id).cte("scope").prefix_with("MATERIALIZED")
     first = select(scope.c.id).order_by(scope.c.id).limit(limit)
     return select(Event).where(Event.id.in_(first)).order_by(Event.id)
