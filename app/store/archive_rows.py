@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, case, delete, func, insert, literal, literal_column, select
+from sqlalchemy import Table, and_, case, delete, func, insert, literal, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
@@ -169,7 +169,11 @@ def mark_archived(session: Session, lines: list[dict[str, Any]]) -> dict[str, di
                for name in columns]
     ids = [line["id"] for line in lines]
     moved = 0
+    postgres = session.get_bind().dialect.name == "postgresql"
     for chunk in _chunks(ids, session):
+        if postgres:
+            moved += session.execute(text(_pg_move()), {"ids": list(chunk), "archived_at": archived_at}).scalar_one()
+            continue
         rows = select(*stamped).where(EVENTS.c.id.in_(chunk))
         session.execute(insert(EVENTS_ARCHIVE).from_select(columns, rows))
         for archived, sign in ((False, -1), (True, 1)):
@@ -178,6 +182,37 @@ def mark_archived(session: Session, lines: list[dict[str, Any]]) -> dict[str, di
     if moved != len(ids):
         raise Conflict(f"{len(ids) - moved} of {len(ids)} events were already archived or are gone")
     return stream_heads(lines)
+
+
+PG_PURGE = """
+WITH gone AS (DELETE FROM orchestration_events_archive
+              WHERE id = ANY(:ids) AND emitted_at BETWEEN :oldest AND :newest
+              RETURNING emitted_at, type, actor, entity_type),
+counted AS (SELECT date_trunc('hour', emitted_at, 'UTC') AS hour, type, actor, entity_type, count(*) AS n
+            FROM gone GROUP BY 1, 2, 3, 4),
+shifted AS (INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count)
+            SELECT hour, type, actor, entity_type, true, -n FROM counted
+            ON CONFLICT (bucket_start, type, actor, entity_type, archived)
+            DO UPDATE SET count = orchestration_event_rollups.count + excluded.count)
+SELECT count(*) FROM gone"""
+
+
+def _pg_move() -> str:
+    """One statement: delete the hot rows, insert them archived, move their rollup counts."""
+    columns = [c.name for c in EVENTS.columns]
+    stamped = ", ".join("CAST(:archived_at AS timestamptz)" if c == "archived_at" else c for c in columns)
+    return f"""
+WITH moved AS (DELETE FROM {EVENTS.name} WHERE id = ANY(:ids) RETURNING *),
+archived AS (INSERT INTO {EVENTS_ARCHIVE.name} ({", ".join(columns)}) SELECT {stamped} FROM moved
+             RETURNING emitted_at, type, actor, entity_type),
+counted AS (SELECT date_trunc('hour', emitted_at, 'UTC') AS hour, type, actor, entity_type, count(*) AS n
+            FROM archived GROUP BY 1, 2, 3, 4),
+shifted AS (INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count)
+            SELECT hour, type, actor, entity_type, v.archived, v.sign * n
+            FROM counted CROSS JOIN (VALUES (false, -1), (true, 1)) AS v(archived, sign)
+            ON CONFLICT (bucket_start, type, actor, entity_type, archived)
+            DO UPDATE SET count = orchestration_event_rollups.count + excluded.count)
+SELECT count(*) FROM moved"""
 
 
 def snapshot_heads(session: Session, heads: dict[str, int], now: datetime) -> None:
@@ -214,7 +249,12 @@ def delete_archived(session: Session, manifest: ArchiveManifest, ids: Sequence[i
     """
     gone = 0
     table = EVENTS_ARCHIVE.c
+    postgres = session.get_bind().dialect.name == "postgresql"
     for chunk in _chunks(ids, session):
+        if postgres:
+            params = {"ids": list(chunk), "oldest": stamps[0], "newest": stamps[1]}
+            gone += session.execute(text(PG_PURGE), params).scalar_one()
+            continue
         these = and_(table.id.in_(chunk), table.emitted_at.between(*stamps))
         rollup_shift.shift(session, EVENTS_ARCHIVE, these, True, -1)
         gone += cast(Any, session.execute(delete(EVENTS_ARCHIVE).where(these))).rowcount
