@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.errors import Conflict
-from app.domain.hashing import canonical_json
+from app.domain.hashing import canonical_json, scheme_of
 from app.store import archive_partitions, rollup_shift, snapshots
 from app.store.event_store import add_to_rollups, envelope, hour_bucket
 from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event
@@ -292,6 +292,7 @@ def _row_from_line(line: dict[str, Any]) -> dict[str, Any]:
         "session_key": line["session_key"], "priority": line["priority"], "changes": line["changes"],
         "data": line["data"], "hash": line["hash"], "prev_hash": line["prev_hash"],
         "archived_at": datetime.fromisoformat(line["archived_at"]),
+        "hash_scheme": scheme_of(line),  # lines written before hash schemes existed are legacy
     }
 
 

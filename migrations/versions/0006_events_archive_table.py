@@ -1,7 +1,7 @@
 """events archive table, list-filter indexes, manifest newest_at
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01 22:30:00
 
 Archived events leave ``orchestration_events`` for ``orchestration_events_archive``
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -65,7 +65,10 @@ def upgrade() -> None:
 
 
 def _event_indexes() -> None:
-    with op.batch_alter_table(EVENTS, schema=None) as batch_op:
+    # On SQLite the table is rebuilt with AUTOINCREMENT (an earlier batch rebuild drops it):
+    # archived rows now leave the table, and a freed highest id must never be handed out again.
+    rebuild = {} if _postgres() else {"recreate": "always", "table_kwargs": {"sqlite_autoincrement": True}}
+    with op.batch_alter_table(EVENTS, schema=None, **rebuild) as batch_op:
         for name in OLD_EVENT_INDEXES:
             batch_op.drop_index(name)
         for name, columns in NEW_EVENT_INDEXES.items():
