@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery.schedules import crontab
+from kombu import Queue
 
 from app.config import Settings
-from app.relay import SWEEP, broker_config, state_dir
+from app.relay import SWEEP, WEBHOOK_QUEUE, WEBHOOK_SWEEP, broker_config, state_dir
 
 _settings = Settings.from_env()
 _broker = broker_config(_settings)
@@ -36,6 +37,12 @@ worker_prefetch_multiplier = 1
 task_soft_time_limit = 120
 task_time_limit = 180
 
+# A plain ``celery -A workers worker`` consumes both queues (it runs on its own); the Procfile gives
+# webhooks a worker of their own and keeps the main one off their queue (``-X webhooks``).
+task_default_queue = "celery"
+task_queues = (Queue("celery"), Queue(WEBHOOK_QUEUE))
+task_routes = {"webhook.*": {"queue": WEBHOOK_QUEUE}}
+
 timezone = "UTC"
 enable_utc = True
 
@@ -51,6 +58,7 @@ def _cron(expression: str) -> crontab:
 
 beat_schedule = {
     "outbox-sweep": {"task": SWEEP, "schedule": _SWEEP_EVERY, "options": {"expires": _SWEEP_EVERY * 2}},
+    "webhook-sweep": {"task": WEBHOOK_SWEEP, "schedule": 30.0, "options": {"expires": 60.0}},
     # Nightly, one at a time (the archive lock); ORCH_ARCHIVE_SCHEDULE / ORCH_PURGE_SCHEDULE move them.
     "archive-nightly": {"task": "archive.run", "schedule": _cron(_settings.archive_schedule)},
     "purge-nightly": {"task": "archive.purge", "schedule": _cron(_settings.purge_schedule)},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = Path(os.getcwd()) / "var"
 
@@ -47,6 +48,30 @@ class Settings:
     rate_limit_burst: float = 2.0
     token_epoch_poll: float = 0.5
     token_last_used_every: float = 60.0
+    # Webhooks (issue 13): where they may go, how long and how often they are retried.
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_retry_for: float = 24 * 3600.0
+    webhook_backoff_base: float = 5.0
+    webhook_backoff_max: float = 3600.0
+    webhook_connect_timeout: float = 5.0
+    webhook_read_timeout: float = 10.0
+    webhook_rotation_window: float = 24 * 3600.0
+    # Live event stream (GET /events/stream): heartbeat comment period, longest
+    # connection (the client resumes with Last-Event-ID), open streams per token,
+    # how often a process re-reads the log when no pub/sub wakes it, ticket life.
+    stream_heartbeat: float = 15.0
+    stream_max_seconds: float = 300.0
+    stream_max_per_token: int = 5
+    stream_poll_interval: float = 0.5
+    stream_ticket_ttl: float = 30.0
+    stream_slot_dir: str = str(DEFAULT_DATA_DIR / "streams")
+
+    @property
+    def pubsub_redis_url(self) -> str | None:
+        """REDIS_URL, or else the broker's Redis when the broker is one."""
+        if self.redis_url:
+            return self.redis_url
+        return self.celery_broker_url if self.celery_broker_url.startswith(("redis://", "rediss://")) else None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -93,4 +118,33 @@ class Settings:
             rate_limit_burst=float(env.get("ORCH_RATE_LIMIT_BURST", base.rate_limit_burst)),
             token_epoch_poll=float(env.get("ORCH_TOKEN_EPOCH_POLL", base.token_epoch_poll)),
             token_last_used_every=float(env.get("ORCH_TOKEN_LAST_USED_EVERY", base.token_last_used_every)),
+            **_webhook_settings(env, base),
+            **_stream_settings(env, base),
         )
+
+
+def _webhook_settings(env: dict[str, str], base: Settings) -> dict[str, Any]:
+    def seconds(name: str, default: float) -> float:
+        return float(env.get(name, default))
+
+    return {
+        "webhook_allowed_hosts": tuple(h.strip().lower() for h in env.get("ORCH_WEBHOOK_ALLOWED_HOSTS", "").split(",")
+                                       if h.strip()),
+        "webhook_retry_for": seconds("ORCH_WEBHOOK_RETRY_FOR", base.webhook_retry_for),
+        "webhook_backoff_base": seconds("ORCH_WEBHOOK_BACKOFF_BASE", base.webhook_backoff_base),
+        "webhook_backoff_max": seconds("ORCH_WEBHOOK_BACKOFF_MAX", base.webhook_backoff_max),
+        "webhook_connect_timeout": seconds("ORCH_WEBHOOK_CONNECT_TIMEOUT", base.webhook_connect_timeout),
+        "webhook_read_timeout": seconds("ORCH_WEBHOOK_READ_TIMEOUT", base.webhook_read_timeout),
+        "webhook_rotation_window": seconds("ORCH_WEBHOOK_ROTATION_WINDOW", base.webhook_rotation_window),
+    }
+
+
+def _stream_settings(env: dict[str, str], base: Settings) -> dict[str, Any]:
+    return {
+        "stream_heartbeat": float(env.get("ORCH_STREAM_HEARTBEAT", base.stream_heartbeat)),
+        "stream_max_seconds": float(env.get("ORCH_STREAM_MAX_SECONDS", base.stream_max_seconds)),
+        "stream_max_per_token": int(env.get("ORCH_STREAM_MAX_PER_TOKEN", base.stream_max_per_token)),
+        "stream_poll_interval": float(env.get("ORCH_STREAM_POLL_INTERVAL", base.stream_poll_interval)),
+        "stream_ticket_ttl": float(env.get("ORCH_STREAM_TICKET_TTL", base.stream_ticket_ttl)),
+        "stream_slot_dir": env.get("ORCH_STREAM_SLOT_DIR", base.stream_slot_dir),
+    }

@@ -15,6 +15,7 @@ from app.config import Settings
 from app.domain.clock import Clock, utc_now
 from app.services.rate_limit import RequestLimiter
 from app.services.token_cache import TokenVerifier
+from app.store.bell import Bell, ring_after_commit
 from app.store.database import make_engine, session_factories
 from app.store.snapshots import SNAPSHOT_EVERY
 from app.store.uow import Dispatcher, UnitOfWork
@@ -28,6 +29,8 @@ class Runtime:
     reader: sessionmaker[Session]
     clock: Clock = field(default=utc_now)
     dispatcher: Dispatcher | None = None
+    deliverer: Dispatcher | None = None
+    bell: Bell = field(default_factory=Bell)  # rings after commits that appended events (live stream)
     tokens: TokenVerifier = field(init=False)
     limiter: RequestLimiter = field(init=False)
 
@@ -42,11 +45,13 @@ class Runtime:
         engine = make_engine(settings.database_url, echo=settings.sql_echo)
         writer, reader = session_factories(engine)
         writer.configure(info={SNAPSHOT_EVERY: settings.snapshot_every})
-        return cls(settings=settings, engine=engine, writer=writer, reader=reader)
+        bell = Bell(settings.pubsub_redis_url)
+        ring_after_commit(writer, bell)
+        return cls(settings=settings, engine=engine, writer=writer, reader=reader, bell=bell)
 
     def uow(self) -> UnitOfWork:
         """A writing unit of work whose commit nudges the relay."""
-        return UnitOfWork(self.writer, self.dispatcher)
+        return UnitOfWork(self.writer, self.dispatcher, self.deliverer)
 
     def read_uow(self) -> UnitOfWork:
         return UnitOfWork(self.reader)

@@ -1,7 +1,7 @@
 """events archive table, list-filter indexes, manifest newest_at
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0008
 Create Date: 2026-12-01 22:30:00
 
 Archived events leave ``orchestration_events`` for ``orchestration_events_archive``
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
