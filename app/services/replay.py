@@ -21,7 +21,7 @@ from app.services import repair
 from app.services.context import ChangeContext
 from app.services.integrity import ChainRead, read_chain, validate_event_chain
 from app.services.queries import FETCH_BATCH
-from app.store import snapshots
+from app.store import archive_reads, snapshots
 from app.store.event_queries import entity_id_for
 from app.store.event_store import envelope
 from app.store.tables import Event, Snapshot
@@ -54,11 +54,10 @@ def history(entity_type: str, code: str, after_id: int, limit: int, include_arch
         session = uow.session
         entity_id = _entity_id(session, entity_type, code)
         stmt = select(Event).where(Event.entity_type == entity_type, Event.entity_id == entity_id,
-                                   Event.sequence.is_not(None), Event.id > after_id)
-        if not include_archived:
-            stmt = stmt.where(Event.archived_at.is_(None))
-        query = stmt.order_by(Event.id).limit(limit + 1).execution_options(yield_per=FETCH_BATCH)
-        with session.scalars(query) as result:
+                                   Event.sequence.is_not(None))
+        query = (archive_reads.page(stmt, after_id, limit + 1, fenced=False) if include_archived
+                 else stmt.where(Event.id > after_id).order_by(Event.id).limit(limit + 1))
+        with session.scalars(query.execution_options(yield_per=FETCH_BATCH)) as result:
             events, more = take_within_budget((envelope(r) for r in result), limit, serialized_size)
         if not events:
             return [], None
@@ -120,7 +119,9 @@ def _state_at(session: Session, entity_type: str, entity_id: int, at: datetime) 
 def _why_nothing_at(session: Session, entity_type: str, entity_id: int, at: datetime) -> str:
     """Say whether the entity did not exist yet, or its history that far back was purged."""
     of_stream = (Event.entity_type == entity_type, Event.entity_id == entity_id)
-    first = session.scalar(select(func.min(Event.sequence)).where(*of_stream))
+    lowest = select(func.min(Event.sequence)).where(*of_stream)
+    firsts = [session.scalar(stmt) for stmt in (lowest, archive_reads.in_archive(lowest))]
+    first = min((f for f in firsts if f is not None), default=None)
     earliest = session.scalar(select(func.min(Snapshot.as_of)).where(
         Snapshot.entity_type == entity_type, Snapshot.entity_id == entity_id))
     if first is not None and first > 1 and earliest is not None:

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.orm import Session
 
 from app.domain.buckets import LABEL_FORMATS, split_hours
+from app.store.archive_reads import in_archive
 from app.store.event_queries import EventFilter, actor_kind_condition, apply_filter, type_condition
 from app.store.tables import Event, EventRollup
 
@@ -69,8 +70,11 @@ def rollups_answer(flt: EventFilter, keys: tuple[str, ...]) -> bool:
 def raw_counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Counts:
     """One grouped count over the filtered log rows."""
     columns = _group_columns(session, Event, Event.emitted_at, keys)
-    stmt = apply_filter(select(*columns, func.count()).select_from(Event), flt)
-    return _collect(session, stmt.group_by(*columns))
+    stmt = apply_filter(select(*columns, func.count()).select_from(Event.__table__), flt).group_by(*columns)
+    found = _collect(session, stmt)
+    if flt.include_archived:  # archived rows live in their own table (archive_reads)
+        found.update(_collect(session, in_archive(stmt)))
+    return found
 
 
 def rollup_counts(session: Session, flt: EventFilter, hours: tuple[datetime | None, datetime | None],
