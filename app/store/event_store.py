@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,14 +12,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.domain.clock import as_utc, iso
+from app.domain.clock import iso
 from app.domain.events import PlannedEvent
 from app.domain.hashing import event_hash
-from app.store.tables import Event, EventRollup, OutboxEntry, StreamMixin
+from app.store.event_tail import COMMIT_ORDER_LOCK, append_rows
+from app.store.event_tail import hour_bucket as hour_bucket  # re-exported: archiving counts by it too
+from app.store.tables import Event, EventRollup, StreamMixin
 
-# Held from the events' INSERT to COMMIT, so ids become visible in id order and
-# a reader paging by ``id > cursor`` never skips a late commit (DESIGN §3).
-COMMIT_ORDER_LOCK = 7_236_052_154_312_557_101
+# Ids of events given an outbox row in this session's transaction (``UnitOfWork.commit`` publishes them).
+QUEUED = "orchestration.queued_events"
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class EventMeta:
     correlation_chain: tuple[str, ...] = ()
     causation_id: str | None = None
     causation_depth: int = 0
+    # False for compensations (undo, repair): their events start no rules unless the caller asks.
+    trigger_rules: bool = True
 
 
 @dataclass
@@ -46,11 +48,8 @@ class StreamRef:
     row: StreamMixin | None = field(default=None, repr=False)
 
 
-def hour_bucket(moment: datetime) -> datetime:
-    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
-
-
 def take_commit_order_lock(session: Session) -> None:
+    """Only for tests and tools that must hold the writers' lock themselves."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COMMIT_ORDER_LOCK})
 
@@ -80,14 +79,11 @@ def append(
         row.version = version + len(planned)
         row.last_hash = last_hash
         row.updated_at = now
-    take_commit_order_lock(session)
-    session.add_all(rows)
-    session.flush()
+    session.flush()  # the row's UPDATE, before the commit-order lock: the tail holds it only to COMMIT
+    queued = append_rows(session, rows, now, dispatch=dispatch and meta.trigger_rules)
+    session.info.setdefault(QUEUED, set()).update(queued)
     if row is not None:
         _snapshot_if_due(session, stream, version, row.version, now)
-    if dispatch:
-        session.add_all(OutboxEntry(event_id=r.id, created_at=now) for r in rows)
-    _count_in_rollups(session, rows)
     return rows
 
 
@@ -149,13 +145,6 @@ def _row(envelope: dict[str, Any], digest: str, now: datetime, depth: int) -> Ev
         hash=digest,
         prev_hash=envelope["prev_hash"],
     )
-
-
-def _count_in_rollups(session: Session, rows: list[Event]) -> None:
-    counts = Counter(
-        (hour_bucket(r.emitted_at), r.type, r.actor, r.entity_type) for r in rows
-    )
-    add_to_rollups(session, {key + (False,): n for key, n in counts.items()})
 
 
 _ROLLUP_UPSERTS: dict[str, Any] = {}
