@@ -40,6 +40,7 @@ class Settings:
     automation_modules: tuple[str, ...] = ()
     automation_max_retries: int = 8
     outbox_sweep_after: float = 5.0
+    outbox_max_deliveries: int = 5
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -81,4 +82,5 @@ class Settings:
                 env.get("ORCH_AUTOMATION_MAX_RETRIES", base.automation_max_retries)
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
+            outbox_max_deliveries=max(1, int(env.get("ORCH_OUTBOX_MAX_DELIVERIES", base.outbox_max_deliveries))),
         )

@@ -73,14 +73,14 @@ def append(
         return []
     row = stream.row if in_stream else None
     version = row.version if row is not None else 0
-    rows, last_hash = _chained_rows(stream, planned, meta, now, version, row.last_hash if row is not None else None,
+    rows, envelopes, last_hash = _chained_rows(stream, planned, meta, now, version, row.last_hash if row is not None else None,
                                     in_stream=row is not None)
     if row is not None:
         row.version = version + len(planned)
         row.last_hash = last_hash
         row.updated_at = now
     session.flush()  # the row's UPDATE, before the commit-order lock: the tail holds it only to COMMIT
-    queued = append_rows(session, rows, now, dispatch=dispatch and meta.trigger_rules)
+    queued = append_rows(session, rows, envelopes, now, dispatch=dispatch and meta.trigger_rules)
     session.info.setdefault(QUEUED, set()).update(queued)
     if row is not None:
         _snapshot_if_due(session, stream, version, row.version, now)
@@ -88,10 +88,12 @@ def append(
 
 
 def _chained_rows(stream: StreamRef, planned: list[PlannedEvent], meta: EventMeta, now: datetime,
-                  version: int, prev_hash: str | None, *, in_stream: bool) -> tuple[list[Event], str | None]:
+                  version: int, prev_hash: str | None, *,
+                  in_stream: bool) -> tuple[list[Event], list[dict[str, Any]], str | None]:
     """Sequence and hash each planned event after the stream's head; returns the rows and the new head."""
     chain = [c for c in dict.fromkeys(meta.correlation_chain) if c != stream.correlation_id]
     rows: list[Event] = []
+    envelopes: list[dict[str, Any]] = []
     for offset, item in enumerate(planned, start=1):
         envelope = {
             "event_id": item.event_id or str(uuid.uuid4()),
@@ -111,9 +113,10 @@ def _chained_rows(stream: StreamRef, planned: list[PlannedEvent], meta: EventMet
         }
         digest = event_hash(envelope)
         rows.append(_row(envelope, digest, now, meta.causation_depth))
+        envelopes.append(envelope)
         if in_stream:
             prev_hash = digest
-    return rows, prev_hash
+    return rows, envelopes, prev_hash
 
 
 def _snapshot_if_due(session: Session, stream: StreamRef, before: int, after: int, now: datetime) -> None:

@@ -12,11 +12,13 @@ that statement plus the commit, no client round trip or Python in between.
 Hot rollup rows (same hour, type, actor) are only touched inside that
 section, so they add no serial point of their own.
 
-An event gets an outbox row only if some enabled rule's trigger type can
-match it (``interested``): the decision is made in the same statement, from
-the rules table as committed, so it is never stale and costs no extra query.
-On SQLite (one writer at a time, ``BEGIN IMMEDIATE``) the same steps are
-separate statements.
+An event gets an outbox row only if some enabled rule's trigger could match
+it (``domain.interest.may_trigger``), judged from the rule index cached in
+this process (``rule_index``). The tail statement also returns the rules'
+version; when it differs from the cached one, the index is reloaded and the
+outbox rows the fresh rules want are added before COMMIT, so a stale cache
+never loses an event. On SQLite (one writer at a time, ``BEGIN IMMEDIATE``)
+the same steps are separate statements.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, or_, select, text
+from sqlalchemy import delete, insert, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.domain.clock import as_utc
-from app.store.tables import Event, OutboxEntry, Rule
+from app.domain.interest import may_trigger
+from app.store import rule_index
+from app.store.tables import Event, OutboxEntry
 
 # Held from the events' INSERT to COMMIT, so ids become visible in id order.
 COMMIT_ORDER_LOCK = 7_236_052_154_312_557_101
@@ -49,28 +53,30 @@ def rollup_counts(rows: Sequence[Event]) -> dict[tuple[Any, ...], int]:
     return {key + (False,): n for key, n in counts.items()}
 
 
-def interested(event_type: Any, pattern: Any) -> ColumnElement[bool]:
-    """SQL for ``domain.events.type_matches(pattern, type)``: exact, or a prefix ending in ``.*``."""
-    prefix_length = func.length(pattern) - 1
-    return or_(pattern == event_type,
-               and_(pattern.like("%.*"), func.substr(event_type, 1, prefix_length) == func.substr(pattern, 1,
-                                                                                               prefix_length)))
-
-
-def _trigger_type(session: Session) -> ColumnElement[str]:
-    if session.get_bind().dialect.name == "postgresql":
-        return Rule.trigger["type"].astext
-    return func.json_extract(Rule.trigger, "$.type")
-
-
-def append_rows(session: Session, rows: Sequence[Event], now: datetime, *, dispatch: bool) -> set[int]:
+def append_rows(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
+                dispatch: bool) -> set[int]:
     """Insert the events (setting their ids), their outbox rows when a rule may care, and the rollups.
 
     Returns the ids that got an outbox row: the only ones worth a message.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return _postgres_tail(session, rows, now, dispatch=dispatch)
-    return _sqlite_tail(session, rows, now, dispatch=dispatch)
+        return _postgres_tail(session, rows, envelopes, now, dispatch=dispatch)
+    return _sqlite_tail(session, rows, envelopes, now, dispatch=dispatch)
+
+
+def _wanted(index: rule_index.RuleIndex, envelopes: Sequence[dict[str, Any]], dispatch: bool) -> list[str]:
+    """Event ids (uuids) some enabled rule could fire on."""
+    return [e["event_id"] for e in envelopes
+            if dispatch and (not index.seeded or may_trigger(index.triggers, e))]
+
+
+def _queue(session: Session, rows: Sequence[Event], event_ids: set[str], now: datetime) -> set[int]:
+    """Outbox rows for these events (already inserted, ids set)."""
+    ids = [row.id for row in rows if row.event_id in event_ids]
+    if ids:
+        session.execute(insert(OutboxEntry), [{"event_id": i, "created_at": now, "dispatch_count": 0, "failures": 0}
+                                             for i in ids])
+    return set(ids)
 
 
 # --- PostgreSQL: one statement -------------------------------------------------------------------
@@ -96,9 +102,6 @@ def tail_sql() -> str:
     names = [name for _, name, _ in _event_columns()]
     record = ", ".join(f'"{n}" {table.c[n].type.compile(dialect=dialect)}' for n in names) + ", ord int"
     quoted = ", ".join(f'"{n}"' for n in names)
-    pattern = "r.\"trigger\"->>'type'"
-    matches = (f"({pattern} = ins.type OR ({pattern} LIKE '%.*' AND substr(ins.type, 1, length({pattern}) - 1)"
-               f" = substr({pattern}, 1, length({pattern}) - 1)))")
     return f"""
 WITH fence AS (SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}) AS held),
 ins AS (
@@ -111,8 +114,7 @@ ins AS (
 queued AS (
   INSERT INTO orchestration_outbox (event_id, created_at, dispatch_count)
   SELECT ins.id, CAST(:now AS timestamptz), 0 FROM ins
-  WHERE CAST(:dispatch AS boolean)
-    AND EXISTS (SELECT 1 FROM automation_rules r WHERE r.enabled AND {matches})
+  WHERE ins.event_id = ANY(CAST(:queue AS varchar[]))
   RETURNING event_id
 ),
 counted AS (
@@ -125,7 +127,7 @@ counted AS (
   ON CONFLICT (bucket_start, type, actor, entity_type, archived)
   DO UPDATE SET count = orchestration_event_rollups.count + excluded.count
 )
-SELECT ins.event_id, ins.id, queued.event_id IS NOT NULL AS queued
+SELECT ins.event_id, ins.id, queued.event_id IS NOT NULL AS queued, {rule_index.VERSION_SQL["postgresql"]}
 FROM ins LEFT JOIN queued ON queued.event_id = ins.id
 """
 
@@ -151,19 +153,29 @@ def _rollup_records(rows: Sequence[Event]) -> str:
                         "n": n, "ord": i} for i, ((b, t, a, e, arch), n) in enumerate(ordered)])
 
 
-def _postgres_tail(session: Session, rows: Sequence[Event], now: datetime, *, dispatch: bool) -> set[int]:
+def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
+                   dispatch: bool) -> set[int]:
+    index = rule_index.current(session)
     params = {"events": _event_records(rows), "rollups": _rollup_records(rows), "now": as_utc(now).isoformat(),
-              "dispatch": dispatch}
-    found = {event_id: (event_pk, queued) for event_id, event_pk, queued in session.execute(text(tail_sql()),
-                                                                                              params)}
+              "queue": _wanted(index, envelopes, dispatch)}
+    result = session.execute(text(tail_sql()), params).all()
+    found = {event_id: event_pk for event_id, event_pk, _, _ in result}
     for row in rows:
-        row.id = found[row.event_id][0]
-    return {event_pk for event_pk, queued in found.values() if queued}
+        row.id = found[row.event_id]
+    queued = {event_pk for _, event_pk, was_queued, _ in result if was_queued}
+    if dispatch and result[0][3] != index.version:  # the rules changed since this process cached them
+        fresh = set(_wanted(rule_index.refresh(session), envelopes, dispatch))
+        stale = {r.id for r in rows if r.id in queued and r.event_id not in fresh}
+        if stale:
+            session.execute(delete(OutboxEntry).where(OutboxEntry.event_id.in_(stale)))
+        queued = (queued - stale) | _queue(session, rows, fresh - {r.event_id for r in rows if r.id in queued}, now)
+    return queued
 
 
 # --- SQLite: the single writer makes commit order id order; plain statements -----------------
 
-def _sqlite_tail(session: Session, rows: Sequence[Event], now: datetime, *, dispatch: bool) -> set[int]:
+def _sqlite_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
+                 dispatch: bool) -> set[int]:
     from app.store.event_store import add_to_rollups  # the shared upsert, also used by archiving
 
     values = [{key: (default if getattr(row, key) is None else getattr(row, key))
@@ -173,9 +185,9 @@ def _sqlite_tail(session: Session, rows: Sequence[Event], now: datetime, *, disp
         row.id = event_pk
     queued: set[int] = set()
     if dispatch:
-        wanted = select(Event.id, literal(now, OutboxEntry.created_at.type), literal(0)).where(
-            Event.id.in_(ids), exists().where(Rule.enabled.is_(True), interested(Event.type, _trigger_type(session))))
-        queued = set(session.scalars(insert(OutboxEntry).from_select(["event_id", "created_at", "dispatch_count"],
-                                                                     wanted).returning(OutboxEntry.event_id)))
+        index = rule_index.current(session)
+        if session.execute(text(f"SELECT {rule_index.version_sql(session)}")).scalar_one() != index.version:
+            index = rule_index.refresh(session)
+        queued = _queue(session, rows, set(_wanted(index, envelopes, dispatch)), now)
     add_to_rollups(session, rollup_counts(rows))
     return queued
