@@ -70,3 +70,22 @@ def test_events_are_kept_for_evaluation_before_any_worker_seeded_the_built_in_ru
     early = {e["id"] for e in api.events(entity_code="T-EARLY")}
     assert early <= queued(runtime)
     assert api.get("/rules").status_code == 200  # seeds them again for the tests that follow
+
+
+def test_a_replay_repair_starts_rules_only_when_asked(api: Api, runtime: Any) -> None:
+    assert api.get("/rules").status_code == 200
+    for code, trigger_rules in (("T-REPAIR-0", False), ("T-REPAIR-1", True)):
+        task = api.create_task(code)
+        api.update_task(code, status="blocked")  # the log says blocked; a rule watches that change
+        with runtime.engine.begin() as connection:
+            connection.exec_driver_sql(f"UPDATE tasks SET status = 'pending' WHERE task_code = '{code}'")
+        before = queued(runtime)
+
+        response = api.post("/events/replay", json={"correlation_id": task["correlation_id"], "dry_run": False,
+                                                    "trigger_rules": trigger_rules})
+
+        assert response.status_code == 200, response.get_json()
+        [repair] = response.get_json()["repairs"]
+        changed = [e["id"] for e in repair["events"] if e["type"] == "orchestration.task.status_changed"]
+        assert api.get(f"/tasks/{code}").get_json()["status"] == "blocked"
+        assert queued(runtime) - before == (set(changed) if trigger_rules else set())
