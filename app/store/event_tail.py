@@ -81,25 +81,33 @@ def _queue(session: Session, rows: Sequence[Event], event_ids: set[str], now: da
 
 # --- PostgreSQL: one statement -------------------------------------------------------------------
 
+Column = tuple[str, str, Any, bool]  # attribute, column name, scalar default, has a server default
+
+
 @cache
-def _event_columns() -> tuple[tuple[str, str, Any], ...]:
-    """(attribute, column, default) of every events column but ``id``, in table order."""
-    table = Event.__table__
+def _all_columns() -> tuple[Column, ...]:
+    """Every events column but ``id``, in table order."""
     found = []
-    for column in table.columns:
+    for column in Event.__table__.columns:
         if column.key == "id":
             continue
         default = column.default.arg if column.default is not None and column.default.is_scalar else None
-        found.append((column.key, column.name, default))
+        found.append((column.key, column.name, default, column.server_default is not None))
     return tuple(found)
 
 
+def _event_columns(rows: Sequence[Event]) -> tuple[Column, ...]:
+    """The columns to write: all but those left to a server default by every row."""
+    return tuple(c for c in _all_columns()
+                 if not (c[3] and c[2] is None and all(getattr(r, c[0]) is None for r in rows)))
+
+
 @cache
-def tail_sql() -> str:
+def tail_sql(columns: tuple[Column, ...]) -> str:
     """The tail statement, built from the table so a new column needs no edit here."""
     dialect = postgresql.dialect()
     table = Event.__table__
-    names = [name for _, name, _ in _event_columns()]
+    names = [c[1] for c in columns]
     record = ", ".join(f'"{n}" {table.c[n].type.compile(dialect=dialect)}' for n in names) + ", ord int"
     quoted = ", ".join(f'"{n}"' for n in names)
     return f"""
@@ -136,11 +144,11 @@ def _json_value(value: Any) -> Any:
     return as_utc(value).isoformat() if isinstance(value, datetime) else value
 
 
-def _event_records(rows: Sequence[Event]) -> str:
+def _event_records(rows: Sequence[Event], columns: tuple[Column, ...]) -> str:
     records = []
     for ord_, row in enumerate(rows):
         record: dict[str, Any] = {"ord": ord_}
-        for key, name, default in _event_columns():
+        for key, name, default, _ in columns:
             value = getattr(row, key)
             record[name] = _json_value(default if value is None else value)
         records.append(record)
@@ -156,9 +164,10 @@ def _rollup_records(rows: Sequence[Event]) -> str:
 def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
                    dispatch: bool) -> set[int]:
     index = rule_index.current(session)
-    params = {"events": _event_records(rows), "rollups": _rollup_records(rows), "now": as_utc(now).isoformat(),
-              "queue": _wanted(index, envelopes, dispatch)}
-    result = session.execute(text(tail_sql()), params).all()
+    columns = _event_columns(rows)
+    params = {"events": _event_records(rows, columns), "rollups": _rollup_records(rows),
+              "now": as_utc(now).isoformat(), "queue": _wanted(index, envelopes, dispatch)}
+    result = session.execute(text(tail_sql(columns)), params).all()
     found = {event_id: event_pk for event_id, event_pk, _, _ in result}
     for row in rows:
         row.id = found[row.event_id]
@@ -178,8 +187,9 @@ def _sqlite_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[di
                  dispatch: bool) -> set[int]:
     from app.store.event_store import add_to_rollups  # the shared upsert, also used by archiving
 
+    columns = _event_columns(rows)
     values = [{key: (default if getattr(row, key) is None else getattr(row, key))
-               for key, _, default in _event_columns()} for row in rows]
+               for key, _, default, _ in columns} for row in rows]
     ids = session.scalars(insert(Event).returning(Event.id, sort_by_parameter_order=True), values).all()
     for row, event_pk in zip(rows, ids, strict=True):
         row.id = event_pk
