@@ -63,7 +63,8 @@ def http_round(stack: Stack, connections: int) -> dict[str, float]:
     bare_cpu = meter.stop()
     tps = base.pgbench(stack.database_url, connections, SECONDS)
     return {"service_rps": service["rps"], "service_errors": service["errors"], "bare_rps": bare["rps"],
-            "pgbench_tps": tps, "vs_bare": service["rps"] / bare["rps"], "vs_pgbench": service["rps"] / tps,
+            "pgbench_tps": tps, "vs_bare": service["rps"] / bare["rps"],
+            "vs_pgbench": service["rps"] / tps if tps else None,
             "service_cpu_ms": 1000 * service_cpu / max(service["ok"], 1),
             "bare_cpu_ms": 1000 * bare_cpu / max(bare["ok"], 1)}
 
@@ -81,8 +82,10 @@ def append_round(stack: Stack, recorder: base.Recorder) -> dict[str, float]:
     return {"service": ours, "eventsourcing": theirs, "ratio": ours / theirs}
 
 
-def median(rounds: list[dict[str, Any]], key: str) -> float:
-    return round(statistics.median(r[key] for r in rounds), 3)
+def median(rounds: list[dict[str, Any]], key: str) -> float | None:
+    """Median over the rounds that have the figure (pgbench may not have run)."""
+    values = [r[key] for r in rounds if r[key] is not None]
+    return round(statistics.median(values), 3) if values else None
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
@@ -95,9 +98,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                          "noop_p50": statistics.median(r["noop"]["p50"] for r in rounds),
                          "noop_p99": statistics.median(r["noop"]["p99"] for r in rounds),
                          "effects_missing": sum(r["rule"]["missing"] for r in rounds)}
-    scaling = http[32]["service_rps"] / http[8]["service_rps"]
+    scaling = http[32]["service_rps"] / http[8]["service_rps"]  # type: ignore[operator]
     return {"http": http, "scaling_8_to_32": round(scaling, 3),
-            "cpu_vs_bare_8": round(http[8]["service_cpu_ms"] / http[8]["bare_cpu_ms"], 2),
+            "cpu_vs_bare_8": round(http[8]["service_cpu_ms"] / http[8]["bare_cpu_ms"], 2),  # type: ignore[operator]
             "latency": latency, "append_vs_eventsourcing": median(result["append"], "ratio")}
 
 
@@ -105,8 +108,10 @@ def print_table(summary: dict[str, Any]) -> None:
     print(f"{'connections':>11} {'service/s':>10} {'bare/s':>8} {'pgbench':>8} {'vs bare':>8} {'vs pgb':>7}"
           f" {'cpu ms':>7} {'bare ms':>8}")
     for c, h in summary["http"].items():
-        print(f"{c:>11} {h['service_rps']:>10.0f} {h['bare_rps']:>8.0f} {h['pgbench_tps']:>8.0f}"
-              f" {h['vs_bare']:>8.2f} {h['vs_pgbench']:>7.3f} {h['service_cpu_ms']:>7.2f} {h['bare_cpu_ms']:>8.2f}")
+        pgb, vs_pgb = h["pgbench_tps"], h["vs_pgbench"]
+        print(f"{c:>11} {h['service_rps']:>10.0f} {h['bare_rps']:>8.0f} {pgb or float('nan'):>8.0f}"
+              f" {h['vs_bare']:>8.2f} {vs_pgb or float('nan'):>7.3f} {h['service_cpu_ms']:>7.2f}"
+              f" {h['bare_cpu_ms']:>8.2f}")
     print(f"scaling 8->32: x{summary['scaling_8_to_32']}   CPU per write vs bare (8 conns): x{summary['cpu_vs_bare_8']}")
     for rate, lat in summary["latency"].items():
         print(f"rules at {rate}/s: p50 {lat['rule_p50']:.1f} ms p99 {lat['rule_p99']:.1f} ms"
