@@ -41,6 +41,13 @@ class Settings:
     automation_max_retries: int = 8
     outbox_sweep_after: float = 5.0
     outbox_max_deliveries: int = 5
+    # Tokens (issue 17): per-token request rates (token bucket), burst in seconds' worth of the rate,
+    # how often a process re-reads the revocation epoch, and how often last_used_at may be written.
+    rate_limit_writes: float = 50.0
+    rate_limit_reads: float = 200.0
+    rate_limit_burst: float = 2.0
+    token_epoch_poll: float = 0.5
+    token_last_used_every: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -83,4 +90,9 @@ class Settings:
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
             outbox_max_deliveries=max(1, int(env.get("ORCH_OUTBOX_MAX_DELIVERIES", base.outbox_max_deliveries))),
+            rate_limit_writes=float(env.get("ORCH_RATE_LIMIT_WRITES", base.rate_limit_writes)),
+            rate_limit_reads=float(env.get("ORCH_RATE_LIMIT_READS", base.rate_limit_reads)),
+            rate_limit_burst=float(env.get("ORCH_RATE_LIMIT_BURST", base.rate_limit_burst)),
+            token_epoch_poll=float(env.get("ORCH_TOKEN_EPOCH_POLL", base.token_epoch_poll)),
+            token_last_used_every=float(env.get("ORCH_TOKEN_LAST_USED_EVERY", base.token_last_used_every)),
         )

@@ -69,7 +69,9 @@ def env_for(database_url: str, broker_url: str, state_dir: Path, **extra: str) -
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")}
     return base | {"DATABASE_URL": database_url, "CELERY_BROKER_URL": broker_url,
                    "ORCH_BROKER_DIR": str(state_dir), "ARCHIVE_DIR": str(state_dir / "archive"),
-                   "PYTHONPATH": str(ROOT)} | extra
+                   "PYTHONPATH": str(ROOT),
+                   # The write path is measured, not the per-token rate limits (50 writes/s by default).
+                   "ORCH_RATE_LIMIT_WRITES": "0", "ORCH_RATE_LIMIT_READS": "0"} | extra
 
 
 def gunicorn(name: str, app: str, env: dict[str, str], log_dir: Path) -> tuple[Proc, int]:

@@ -32,14 +32,21 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url"))
 
 
+# Suites drive the API far faster than any agent should: the limiter still runs, with limits no test reaches.
+# The rate-limit tests set their own (per token, or through these same overrides).
+UNREACHED_RATE = 1e6
+
+
 def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(
-        database_url=database_url,
-        archive_dir=str(tmp_path / "archive"),
-        broker_dir=str(tmp_path / "broker"),
-        dispatch_after_commit=False,
-        **overrides,
-    )
+    options: dict[str, Any] = {
+        "database_url": database_url,
+        "archive_dir": str(tmp_path / "archive"),
+        "broker_dir": str(tmp_path / "broker"),
+        "dispatch_after_commit": False,
+        "rate_limit_writes": UNREACHED_RATE,
+        "rate_limit_reads": UNREACHED_RATE,
+    }
+    return Settings(**{**options, **overrides})
 
 
 @pytest.fixture

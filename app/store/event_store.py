@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.events import PlannedEvent
-from app.domain.hashing import event_hash
+from app.domain.hashing import CURRENT, event_hash
 from app.store.event_tail import COMMIT_ORDER_LOCK, append_rows
 from app.store.event_tail import hour_bucket as hour_bucket  # re-exported: archiving counts by it too
 from app.store.tables import Event, EventRollup, StreamMixin
@@ -110,6 +110,7 @@ def _chained_rows(stream: StreamRef, planned: list[PlannedEvent], meta: EventMet
             "changes": item.changes,
             "data": item.data,
             "prev_hash": prev_hash if in_stream else None,
+            "hash_scheme": CURRENT,
         }
         digest = event_hash(envelope)
         rows.append(_row(envelope, digest, now, meta.causation_depth))
@@ -147,6 +148,7 @@ def _row(envelope: dict[str, Any], digest: str, now: datetime, depth: int) -> Ev
         data=envelope["data"],
         hash=digest,
         prev_hash=envelope["prev_hash"],
+        hash_scheme=envelope["hash_scheme"],
     )
 
 
@@ -198,5 +200,6 @@ def envelope(event: Event) -> dict[str, Any]:
         "data": event.data or {},
         "hash": event.hash,
         "prev_hash": event.prev_hash,
+        "hash_scheme": event.hash_scheme,
         "archived_at": iso(event.archived_at),
     }

@@ -1,7 +1,7 @@
 """outbox failures: how many deliveries of an event failed, so a poison message is dead-lettered
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01 22:30:00
 
 An event whose evaluation fails for a reason other than a transient database
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
