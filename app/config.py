@@ -41,6 +41,7 @@ class Settings:
     automation_modules: tuple[str, ...] = ()
     automation_max_retries: int = 8
     outbox_sweep_after: float = 5.0
+    outbox_max_deliveries: int = 5
     # Tokens (issue 17): per-token request rates (token bucket), burst in seconds' worth of the rate,
     # how often a process re-reads the revocation epoch, and how often last_used_at may be written.
     rate_limit_writes: float = 50.0
@@ -113,6 +114,7 @@ class Settings:
                 env.get("ORCH_AUTOMATION_MAX_RETRIES", base.automation_max_retries)
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
+            outbox_max_deliveries=max(1, int(env.get("ORCH_OUTBOX_MAX_DELIVERIES", base.outbox_max_deliveries))),
             rate_limit_writes=float(env.get("ORCH_RATE_LIMIT_WRITES", base.rate_limit_writes)),
             rate_limit_reads=float(env.get("ORCH_RATE_LIMIT_READS", base.rate_limit_reads)),
             rate_limit_burst=float(env.get("ORCH_RATE_LIMIT_BURST", base.rate_limit_burst)),

@@ -6,6 +6,7 @@ The seed's ``OrchestrationReplayService`` as functions: ``reconstruct_state``,
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -69,9 +70,11 @@ def history(entity_type: str, code: str, after_id: int, limit: int, include_arch
 
 
 def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,
-                  ctx: ChangeContext | None = None, clock: Clock = utc_now) -> dict[str, Any]:
+                  ctx: ChangeContext | None = None, clock: Clock = utc_now,
+                  trigger_rules: bool = False) -> dict[str, Any]:
     """Validate the chain, fold its events in global order from empty state and compare
-    with the live rows; with ``dry_run=False`` repair rows that drifted from their events."""
+    with the live rows; with ``dry_run=False`` repair rows that drifted from their events.
+    Repairs are compensations: they start no rules unless ``trigger_rules``."""
     with uow:
         session = uow.session
         read = read_chain(session, correlation_id)
@@ -79,7 +82,7 @@ def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,
         result["drift"] = repair.drift(session, result["final_states"])
         result["repairs"] = []
         if not dry_run:
-            actor_ctx = ctx or ChangeContext(actor="system:replay")
+            actor_ctx = dataclasses.replace(ctx or ChangeContext(actor="system:replay"), trigger_rules=trigger_rules)
             result["repairs"] = repair.repair(session, uow, read, result["drift"], correlation_id, actor_ctx, clock)
             uow.commit()
         return result

@@ -210,8 +210,15 @@ def dry_run(rule_id: int, event_ref: int | str, uow: UnitOfWork, depth_limit: in
                 "previous_run": {"id": previous.id, "status": previous.status} if previous else None}
 
 
-def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
-    """Revert a succeeded run with compensating events; 409 when an entity changed since."""
+def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock, *,
+             trigger_rules: bool = False) -> dict[str, Any]:
+    """Revert a succeeded run with compensating events; 409 when an entity changed since.
+
+    Compensations start no rules unless asked (``trigger_rules``): undoing
+    ``sprint_auto_complete`` re-activates the sprint, which must not start a
+    second automation session as if someone had activated it.
+    """
+    ctx = dataclasses.replace(ctx, trigger_rules=trigger_rules)
     with uow:
         session = uow.session
         run = session.get(RuleRun, run_id, with_for_update=True)

@@ -92,7 +92,7 @@ def _compensating(ctx: ChangeContext, plan: RevertPlan, options: RevertOptions) 
     return dataclasses.replace(
         ctx, causation_id=plan.cause or None, correlation_chain=(*ctx.correlation_chain, plan.key),
         session_key=None if ctx.session_key == plan.key else ctx.session_key,
-        skip_automation=not options.trigger_rules)
+        trigger_rules=options.trigger_rules)
 
 
 def _revert_entity(entity: EntityKey, events: list[dict[str, Any]], plan: RevertPlan, options: RevertOptions,
@@ -131,7 +131,7 @@ def _apply(uow: UnitOfWork, kind: tracking.Kind, code: str, patch: dict[str, Any
                                           data={"reason": fx.REVERT_REASON, "session_key": plan.key})
     except DomainError as exc:  # e.g. leaving `cancelled`, or a sprint since deleted
         return {"status": "failed", "detail": exc.detail}
-    if not ctx.skip_automation:
+    if ctx.trigger_rules:
         uow.pending_dispatch.extend(r.id for r in rows)
     uow.commit()
     return {"status": "applied", "version": row.version, "events": [envelope(r) for r in rows]}
@@ -152,7 +152,7 @@ def _record_reverted(plan: RevertPlan, options: RevertOptions, results: list[dic
         meta = dataclasses.replace(ctx, session_key=plan.key).meta()
         planned = catalogue.PlannedEvent(catalogue.SESSION_REVERTED, data=data)
         rows = append(session, repo.stream_of("session", row), [planned], meta, clock())
-        if not ctx.skip_automation:
+        if ctx.trigger_rules:
             uow.pending_dispatch.extend(r.id for r in rows)
         uow.commit()
         return envelope(rows[0])

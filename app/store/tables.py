@@ -211,6 +211,8 @@ class OutboxEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     dispatch_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Deliveries that failed for a non-transient reason; at ORCH_OUTBOX_MAX_DELIVERIES the event is dead-lettered.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Rule(Base):
