@@ -5,6 +5,8 @@ the fork and no database connection is ever shared across processes.
 """
 
 import os
+import shutil
+from pathlib import Path
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -12,5 +14,37 @@ worker_class = "gthread"  # threads keep Server-Sent Events streams from starvin
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 60
 graceful_timeout = 10
-accesslog = "-"
+accesslog = None  # the app logs one structured line per request (app/api/observe.py)
 preload_app = False
+
+
+# Observability (issue 16). Each worker process writes its metric samples to
+# files in one directory that /metrics reads (prometheus-client's multiprocess
+# mode). `make run` shares its directory with the Celery worker and cleans it
+# itself; when gunicorn picks the directory, it cleans it at start.
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path("var") / "metrics" / "web"))
+_LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
+
+
+def on_starting(server: object) -> None:
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    from app import logs
+
+    logs.adopt("gunicorn.error", _LOG_FORMAT)
+
+
+def post_worker_init(worker: object) -> None:
+    from app import logs
+
+    logs.adopt("gunicorn.error", _LOG_FORMAT)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A dead worker's live gauges must not linger in the scrape."""
+    from app import metrics
+
+    metrics.process_exited(worker.pid, os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # type: ignore[attr-defined]

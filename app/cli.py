@@ -60,7 +60,7 @@ def _cold_storage() -> archive.ColdStorage:
 
 
 @cli.command("archive-events")
-@click.option("--older-than", callback=_age, help="Age like 90d or 12h (default: ORCH_RETENTION_ARCHIVE_AFTER).")
+@click.option("--older-than", callback=_age, help="Age like 90d, 12h, 2w or 30m (default: ORCH_RETENTION_ARCHIVE_AFTER).")
 @click.option("--dry-run", is_flag=True, help="Show per priority what would be archived and what is held.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="Events per archive file.")
@@ -100,7 +100,7 @@ def _echo_archived(report: archive.ArchiveReport) -> None:
 
 
 @cli.command("purge-archived")
-@click.option("--older-than", callback=_age, help="Age like 365d (default: ORCH_RETENTION_DELETE_AFTER).")
+@click.option("--older-than", callback=_age, help="Age like 365d or 52w (default: ORCH_RETENTION_DELETE_AFTER).")
 @click.option("--dry-run", is_flag=True, help="List the archive files that would be purged.")
 def purge_archived(older_than: str | None, dry_run: bool) -> None:
     """Delete archived events past retention: their rows and their files, file by file."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = Path(os.getcwd()) / "var"
 
@@ -40,6 +41,13 @@ class Settings:
     automation_modules: tuple[str, ...] = ()
     automation_max_retries: int = 8
     outbox_sweep_after: float = 5.0
+    # Operations (issue 16): health threshold, logs, metrics.
+    health_max_outbox_age: float = 60.0
+    log_format: str = "text"
+    log_level: str = "INFO"
+    metrics_dir: str | None = None
+    worker_metrics_port: int | None = None
+    worker_metrics_addr: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -81,4 +89,18 @@ class Settings:
                 env.get("ORCH_AUTOMATION_MAX_RETRIES", base.automation_max_retries)
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
+            **_operations(env, base),
         )
+
+
+def _operations(env: dict[str, str], base: Settings) -> dict[str, Any]:
+    """Health, logging and metrics settings (one block, so other settings merge cleanly)."""
+    port = env.get("ORCH_WORKER_METRICS_PORT")
+    return {
+        "health_max_outbox_age": float(env.get("ORCH_HEALTH_MAX_OUTBOX_AGE", base.health_max_outbox_age)),
+        "log_format": env.get("LOG_FORMAT", base.log_format).strip().lower() or base.log_format,
+        "log_level": env.get("LOG_LEVEL", base.log_level).strip().upper() or base.log_level,
+        "metrics_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        "worker_metrics_port": int(port) if port else None,
+        "worker_metrics_addr": env.get("ORCH_WORKER_METRICS_ADDR", base.worker_metrics_addr),
+    }

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,14 @@ class Worker:
         return len(re.findall(pattern, self.output()))
 
     def kill(self) -> None:
-        """SIGKILL to the whole process group: no cleanup, no acknowledgement, no rollback but the database's."""
+        """SIGKILL to the worker and its pool processes (each in a group of its own): no cleanup, no
+        acknowledgement, no rollback but the database's."""
         assert self.process is not None
+        pool = descendants(self.process.pid)
         os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in pool:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait(10)
 
     def stop(self) -> None:
@@ -122,6 +128,21 @@ class Worker:
                 self.process.wait(1)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root`` (Linux /proc), whatever process group or session it moved to."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
 
 
 def worker_env(database_url: str, broker_url: str, broker_dir: Path, **extra: str) -> dict[str, str]:
