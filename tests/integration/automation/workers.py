@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -73,6 +74,25 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+
+class RabbitVhost:
+    """A RabbitMQ virtual host of our own on the shared server (127.0.0.1:5672), deleted afterwards,
+    so parallel runs never see each other's queues."""
+
+    def __init__(self) -> None:
+        self.name = f"orch-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
+
+    def start(self) -> None:
+        for command in (["add_vhost", self.name], ["set_permissions", "-p", self.name, "guest", ".*", ".*", ".*"]):
+            subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True, timeout=60)
+
+    def stop(self) -> None:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name], capture_output=True, timeout=60)
 
 
 class Worker:
