@@ -72,7 +72,7 @@ def formatter(log_format: str) -> logging.Formatter:
 def configure(log_format: str = "text", level: str | int = "INFO") -> None:
     """Idempotent: one handler of ours on the root logger (others, like pytest's, stay)."""
     structlog.configure(
-        processors=[*_shared(), structlog.stdlib.PositionalArgumentsFormatter(),
+        processors=[*_shared(), structlog.stdlib.PositionalArgumentsFormatter(), redact,
                     structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,

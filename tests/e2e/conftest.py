@@ -43,7 +43,9 @@ def cli_token(env: dict[str, str], role: str = "admin", actor: str = "user:e2e")
         [str(BIN / "flask"), "--app", "app", "orchestration", "create-token", "--actor", actor, "--role", role],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
     )
-    return result.stdout.strip()
+    from tests.token_watch import remember_token
+
+    return remember_token(result.stdout.strip())
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from flask import Flask
 from app import create_app
 from app.config import Settings
 from tests.integration.automation.workers import RabbitVhost, RedisServer, Worker, drain, worker_env
+from tests.support import wipe
 
 BROKER = os.environ.get("ORCH_TEST_BROKER", "redis")
-from tests.support import wipe
 
 
 @dataclass(frozen=True)
