@@ -48,6 +48,7 @@ class Settings:
     metrics_dir: str | None = None
     worker_metrics_port: int | None = None
     worker_metrics_addr: str = "127.0.0.1"
+    pgbouncer: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -103,4 +104,5 @@ def _operations(env: dict[str, str], base: Settings) -> dict[str, Any]:
         "metrics_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         "worker_metrics_port": int(port) if port else None,
         "worker_metrics_addr": env.get("ORCH_WORKER_METRICS_ADDR", base.worker_metrics_addr),
+        "pgbouncer": env.get("ORCH_PGBOUNCER", "0") == "1",
     }

@@ -33,7 +33,8 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        engine = make_engine(settings.database_url, echo=settings.sql_echo)
+        engine = make_engine(settings.database_url, echo=settings.sql_echo,
+                             prepared_statements=not settings.pgbouncer)
         writer, reader = session_factories(engine)
         writer.configure(info={SNAPSHOT_EVERY: settings.snapshot_every})
         count_committed_events(writer)

@@ -21,6 +21,9 @@ from celery.signals import setup_logging, task_postrun, task_prerun, worker_proc
 from app import logs, metrics
 from workers.celery_app import settings
 
+if settings.metrics_dir:  # prometheus-client writes its per-process files there from the first sample on
+    os.makedirs(settings.metrics_dir, exist_ok=True)
+
 
 @setup_logging.connect
 def _configure_logging(loglevel: Any = None, **_: Any) -> None:

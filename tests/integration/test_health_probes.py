@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from app import create_app
+from app.config import Settings
+from app.runtime import Runtime
 from app.store.tables import OutboxEntry
 from tests.conftest import make_settings
 from tests.integration.automation.workers import free_port
@@ -61,3 +64,19 @@ def test_an_outbox_row_stuck_past_the_threshold_makes_health_degraded(app: Flask
     assert body["status"] == "degraded" and body["broker"]["status"] == "ok"
     assert body["outbox"]["status"] == "lagging" and body["outbox"]["pending"] == 1
     assert body["outbox"]["oldest_pending_age_seconds"] > body["outbox"]["max_age_seconds"] == 60.0
+
+
+@pytest.mark.postgres
+def test_behind_pgbouncer_psycopg_prepares_no_statement(pg_url: str, tmp_path: Path) -> None:
+    """ORCH_PGBOUNCER=1: transaction pooling hands each transaction any server connection."""
+    settings = Settings.from_env({"DATABASE_URL": pg_url, "ORCH_PGBOUNCER": "1"})
+    engine = Runtime.build(settings).engine
+    try:
+        with engine.connect() as connection:
+            for _ in range(10):  # psycopg would prepare from the 5th execution on
+                connection.execute(text("SELECT 1"))
+            assert connection.connection.dbapi_connection.prepare_threshold is None  # type: ignore[union-attr]
+            prepared = connection.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one()
+            assert prepared == 0
+    finally:
+        engine.dispose()
