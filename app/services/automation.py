@@ -155,7 +155,8 @@ def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any],
     """Apply one rule in a savepoint; a failure that will not be retried is recorded ``dead``."""
     savepoint = session.begin_nested()
     try:
-        status, produced, error = _apply(session, match, event, seen, clock)
+        with structlog.contextvars.bound_contextvars(rule=match.rule.name):
+            status, produced, error = _apply(session, match, event, seen, clock)
         savepoint.commit()
     except TRANSIENT as exc:
         savepoint.rollback()
