@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app import metrics
 from app.domain.clock import iso, utc_now
 from app.domain.errors import DomainError
 from app.domain.retention import DEFAULT_BATCH_SIZE
@@ -46,6 +48,10 @@ def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str
     return value
 
 
+def _ignore(_busy: bool, _rows: int) -> None:
+    """Dry runs are not runs: nothing to count."""
+
+
 def _echo_progress(progress: archive.Progress) -> None:
     rate = f"{progress.rate:.0f} events/s" if progress.rate else "rate not measurable yet"
     click.echo(f"... {progress.events} events, {progress.files} files ({rate})", err=True)
@@ -69,7 +75,9 @@ def archive_events(older_than: str | None, dry_run: bool, batch_size: int) -> No
     rt, cold = _runtime(), _cold_storage()
     job = archive.ArchiveJob(older_than, batch_size, dry_run)
     try:
-        report = archive.archive_events(job, cold, rt.uow(), rt.read_uow(), rt.clock, _echo_progress)
+        with metrics.retention_run("archive") if not dry_run else nullcontext(_ignore) as finished:
+            report = archive.archive_events(job, cold, rt.uow(), rt.read_uow(), rt.clock, _echo_progress)
+            finished(report.busy, report.events)
     except DomainError as exc:
         raise click.ClickException(exc.detail) from None
     if report.busy:
@@ -106,8 +114,10 @@ def purge_archived(older_than: str | None, dry_run: bool) -> None:
     """Delete archived events past retention: their rows and their files, file by file."""
     rt, cold = _runtime(), _cold_storage()
     try:
-        report = archive_purge.purge_archived(older_than, dry_run, cold, rt.uow(), rt.read_uow(), rt.clock,
-                                              _echo_progress)
+        with metrics.retention_run("purge") if not dry_run else nullcontext(_ignore) as finished:
+            report = archive_purge.purge_archived(older_than, dry_run, cold, rt.uow(), rt.read_uow(), rt.clock,
+                                                  _echo_progress)
+            finished(report.busy, report.events)
     except DomainError as exc:
         raise click.ClickException(exc.detail) from None
     if report.busy:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -63,6 +64,25 @@ def retention_ran(job: str, outcome: str, rows: int, seconds: float) -> None:
     RETENTION_RUNS.labels(job=job, outcome=outcome).inc()
     RETENTION_ROWS.labels(job=job).inc(rows)
     RETENTION_DURATION.labels(job=job).observe(seconds)
+
+
+@contextmanager
+def retention_run(job: str) -> Iterator[Callable[[bool, int], None]]:
+    """Measure one archive or purge run; call the yielded function with (busy, rows) when it ends.
+
+    A run that raises counts as ``failed``. Beat's jobs and the CLI both use it
+    (the CLI's samples reach ``/metrics`` when it shares ``PROMETHEUS_MULTIPROC_DIR``).
+    """
+    started, outcome = time.monotonic(), {"busy": False, "rows": 0, "done": False}
+
+    def finished(busy: bool, rows: int) -> None:
+        outcome.update(busy=busy, rows=rows, done=True)
+
+    try:
+        yield finished
+    finally:
+        result = "failed" if not outcome["done"] else "busy" if outcome["busy"] else "done"
+        retention_ran(job, result, int(outcome["rows"]), time.monotonic() - started)
 
 
 def request_observed(method: str, route: str, status: int, seconds: float) -> None:

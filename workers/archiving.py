@@ -8,9 +8,6 @@ the archive lock lets one work and the other return ``busy``.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from app import metrics
@@ -31,26 +28,11 @@ def _log_progress(progress: archive.Progress) -> None:
              f"{progress.rate:.0f}" if progress.rate else "n/a")
 
 
-@contextmanager
-def _measured(job: str) -> Iterator[Callable[[bool, int], None]]:
-    """Count the run, its rows and its duration (``orch_retention_*``); a crash counts as ``failed``."""
-    started, outcome = time.monotonic(), {"busy": False, "rows": 0, "done": False}
-
-    def finished(busy: bool, rows: int) -> None:
-        outcome.update(busy=busy, rows=rows, done=True)
-
-    try:
-        yield finished
-    finally:
-        result = "failed" if not outcome["done"] else "busy" if outcome["busy"] else "done"
-        metrics.retention_ran(job, result, int(outcome["rows"]), time.monotonic() - started)
-
-
 @celery.task(name=ARCHIVE_RUN, **JOB_OPTIONS)
 def run(older_than: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
     """Archive what the retention policy (or ``older_than``) makes eligible."""
     rt = runtime()
-    with _measured("archive") as finished:
+    with metrics.retention_run("archive") as finished:
         report = archive.archive_events(archive.ArchiveJob(older_than, batch_size),
                                         archive.cold_storage(rt.settings, rt.engine), rt.uow(), rt.read_uow(),
                                         rt.clock, _log_progress)
@@ -63,7 +45,7 @@ def run(older_than: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> 
 def purge(older_than: str | None = None) -> dict[str, Any]:
     """Delete archived events, files and rows, past the retention for archives."""
     rt = runtime()
-    with _measured("purge") as finished:
+    with metrics.retention_run("purge") as finished:
         report = archive_purge.purge_archived(older_than, False, archive.cold_storage(rt.settings, rt.engine),
                                               rt.uow(), rt.read_uow(), rt.clock, _log_progress)
         finished(report.busy, report.events)

@@ -60,7 +60,8 @@ def gunicorn_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str
     engine.dispose()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": pg_url, "PORT": str(port), "ARCHIVE_DIR": str(tmp_path / "archive"),
-           "ORCH_BROKER_DIR": str(tmp_path / "broker"), "ORCH_DISPATCH_AFTER_COMMIT": "0"}
+           "ORCH_BROKER_DIR": str(tmp_path / "broker"), "ORCH_DISPATCH_AFTER_COMMIT": "0",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     process = subprocess.Popen([str(BIN / "gunicorn"), "app:create_app()"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

@@ -1,0 +1,42 @@
+"""Counters in one process (no multiprocess folder): what is counted, and what is not."""
+
+from __future__ import annotations
+
+from flask import Flask
+from prometheus_client import REGISTRY
+
+from tests.support import Api
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_events_are_counted_once_committed_and_a_refused_change_counts_only_its_validation_failed(
+        api: Api) -> None:
+    created = value("orch_events_appended_total", type="orchestration.task.created")
+    changed = value("orch_events_appended_total", type="orchestration.task.status_changed")
+    refused = value("orch_events_appended_total", type="orchestration.task.validation_failed")
+    api.create_task("T-COUNT")
+    assert api.patch("/tasks/T-COUNT", json={"status": "completed"}, headers={"If-Match": "9"}).status_code == 409
+
+    assert value("orch_events_appended_total", type="orchestration.task.created") == created + 1
+    assert value("orch_events_appended_total", type="orchestration.task.status_changed") == changed
+    assert value("orch_events_appended_total", type="orchestration.task.validation_failed") == refused + 1
+    assert value("orch_http_requests_total", method="PATCH", route="/api/orchestration/tasks/<code>",
+                 status="409") >= 1
+
+
+def test_an_archive_run_from_the_cli_is_counted_with_its_rows_but_a_dry_run_is_not(app: Flask, api: Api) -> None:
+    runs = value("orch_retention_runs_total", job="archive", outcome="done")
+    rows = value("orch_retention_rows_total", job="archive")
+    api.create_task("T-OLD", priority="P2")
+    runner = app.test_cli_runner()
+
+    assert runner.invoke(args=["orchestration", "archive-events", "--older-than", "0s", "--dry-run"]).exit_code == 0
+    assert value("orch_retention_runs_total", job="archive", outcome="done") == runs
+    result = runner.invoke(args=["orchestration", "archive-events", "--older-than", "0s"])
+    assert result.exit_code == 0, result.output
+    assert value("orch_retention_runs_total", job="archive", outcome="done") == runs + 1
+    assert value("orch_retention_rows_total", job="archive") == rows + 1
+    assert value("orch_retention_duration_seconds_count", job="archive") >= 1
