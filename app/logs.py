@@ -21,7 +21,7 @@ import structlog
 REDACTED = "[redacted]"
 SECRET_KEYS = re.compile(r"authorization|token|secret|password|passwd|api[_-]?key|cookie|ticket", re.IGNORECASE)
 # "Bearer <anything>" and Standard Webhooks secrets, wherever they appear in a text.
-SECRET_TEXT = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|whsec_[A-Za-z0-9+/=]+", re.IGNORECASE)
+SECRET_TEXT = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|whsec_[A-Za-z0-9+/=_-]+", re.IGNORECASE)
 _MARK = "_orchestration_handler"
 
 

@@ -67,6 +67,7 @@ def test_a_worker_killed_mid_rule_applies_it_exactly_once_after_restart(
     assert [r["status"] for r in runs_of(api, event_id=response.get_json()["id"])] == ["succeeded"]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # make run's stack: tests/e2e
 def test_sigterm_to_the_worker_group_lets_the_rule_in_flight_finish_and_apply_once(
         app: Flask, api: Api, worker: Worker, settle: Callable[..., None], tmp_path: Path) -> None:
     """As honcho and systemd stop it: SIGTERM to the whole process group, mid-rule (warm shutdown)."""
