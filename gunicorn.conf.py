@@ -13,7 +13,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"  # threads keep Server-Sent Events streams from starving the pool
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 60
-graceful_timeout = 8  # under make run's 9 s before SIGKILL (app/procfile.py)
+graceful_timeout = 8  # under make run's 10 s before SIGKILL (app/procfile.py)
 accesslog = None  # the app logs one structured line per request (app/api/observe.py)
 preload_app = False
 

@@ -62,7 +62,7 @@ def _shared() -> list[Any]:
 
 def formatter(log_format: str) -> logging.Formatter:
     """The one formatter for every handler we own (root, gunicorn's)."""
-    chain = [*_shared(), structlog.stdlib.ExtraAdder()]
+    chain = _shared()  # no ExtraAdder: Celery repeats its whole message as `extra` data
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=chain,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,

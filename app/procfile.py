@@ -14,7 +14,7 @@ import sys
 import honcho.manager
 from honcho.command import main
 
-KILL_WAIT = 9
+KILL_WAIT = 10  # the promise: everything stopped within 10 s of Ctrl+C; past it, SIGKILL
 
 
 def run(argv: list[str] | None = None) -> None:
