@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import current_app
@@ -23,19 +25,6 @@ def _runtime():  # type: ignore[no-untyped-def]
     return current_app.extensions["orchestration"]
 
 
-@cli.command("create-token")
-@click.option("--actor", required=True, help="Who acts with this token, e.g. user:alice or agent:planner.")
-@click.option("--role", required=True, type=click.Choice(tokens.ROLES))
-def create_token(actor: str, role: str) -> None:
-    """Create an API token and print it alone on stdout (it is stored hashed only)."""
-    rt = _runtime()
-    try:
-        token = tokens.create_token(actor, role, rt.uow(), rt.clock)
-    except DomainError as exc:
-        raise click.ClickException(exc.detail) from None
-    click.echo(token)
-
-
 def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Reject a malformed age before any work starts."""
     if value is not None:
@@ -50,6 +39,61 @@ def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str
 
 def _ignore(_busy: bool, _rows: int) -> None:
     """Dry runs are not runs: nothing to count."""
+
+
+def _lifetime(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """``--expires-in 30d``: an age, checked like ``--older-than``, as a duration."""
+    checked = _age(ctx, param, value)
+    return parse_age(checked) if checked is not None else None
+
+
+@cli.command("create-token")
+@click.option("--actor", required=True, help="Who acts with this token, e.g. user:alice or agent:planner.")
+@click.option("--role", required=True, type=click.Choice(tokens.ROLES))
+@click.option("--expires-in", callback=_lifetime,
+              help="Lifetime like 30d or 12h (default: until revoked).")
+@click.option("--name", help="What the token is for, shown by list-tokens.")
+@click.option("--writes-per-second", type=click.FloatRange(min=0, min_open=True),
+              help="This token's write limit (default: ORCH_RATE_LIMIT_WRITES).")
+@click.option("--reads-per-second", type=click.FloatRange(min=0, min_open=True),
+              help="This token's read limit (default: ORCH_RATE_LIMIT_READS).")
+def create_token(actor: str, role: str, **options: Any) -> None:
+    """Create an API token and print it alone on stdout (it is stored hashed only)."""
+    rt = _runtime()
+    try:
+        token, _ = tokens.issue_token(tokens.NewToken(actor, role, **options), tokens.CLI_ACTOR, rt.uow(), rt.clock)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(token)
+
+
+TOKEN_COLUMNS = ("id", "actor", "role", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+
+
+@cli.command("list-tokens")
+def list_tokens() -> None:
+    """Every token, tab-separated with a header (never the secret)."""
+    rt, after = _runtime(), 0
+    click.echo("\t".join(TOKEN_COLUMNS))
+    while True:
+        items, last = tokens.list_tokens(after, 1000, rt.read_uow())
+        for item in items:
+            click.echo("\t".join("-" if item[c] is None else str(item[c]) for c in TOKEN_COLUMNS))
+        if last is None:
+            return
+        after = last
+
+
+@cli.command("revoke-token")
+@click.argument("token_id", type=click.IntRange(min=1))
+def revoke_token(token_id: int) -> None:
+    """Revoke a token by id: it answers 401 on every process within about a second."""
+    rt = _runtime()
+    try:
+        body = tokens.revoke_token(token_id, tokens.CLI_ACTOR, rt.uow(), rt.clock)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"token {body['id']} ({body['actor']}, {body['prefix'] or 'no prefix'}) revoked at {body['revoked_at']}")
 
 
 def _echo_progress(progress: archive.Progress) -> None:

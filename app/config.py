@@ -49,6 +49,13 @@ class Settings:
     worker_metrics_port: int | None = None
     worker_metrics_addr: str = "127.0.0.1"
     pgbouncer: bool = False
+    # Tokens (issue 17): per-token request rates (token bucket), burst in seconds' worth of the rate,
+    # how often a process re-reads the revocation epoch, and how often last_used_at may be written.
+    rate_limit_writes: float = 50.0
+    rate_limit_reads: float = 200.0
+    rate_limit_burst: float = 2.0
+    token_epoch_poll: float = 0.5
+    token_last_used_every: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -91,6 +98,11 @@ class Settings:
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
             **_operations(env, base),
+            rate_limit_writes=float(env.get("ORCH_RATE_LIMIT_WRITES", base.rate_limit_writes)),
+            rate_limit_reads=float(env.get("ORCH_RATE_LIMIT_READS", base.rate_limit_reads)),
+            rate_limit_burst=float(env.get("ORCH_RATE_LIMIT_BURST", base.rate_limit_burst)),
+            token_epoch_poll=float(env.get("ORCH_TOKEN_EPOCH_POLL", base.token_epoch_poll)),
+            token_last_used_every=float(env.get("ORCH_TOKEN_LAST_USED_EVERY", base.token_last_used_every)),
         )
 
 

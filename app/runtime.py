@@ -7,7 +7,6 @@ pieces they need, never this object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import metrics
 from app.config import Settings
 from app.domain.clock import Clock, utc_now
+from app.services.rate_limit import RequestLimiter
+from app.services.token_cache import TokenVerifier
 from app.store.database import make_engine, session_factories
 from app.store.snapshots import SNAPSHOT_EVERY
 from app.store.tables import Event
@@ -29,7 +30,14 @@ class Runtime:
     reader: sessionmaker[Session]
     clock: Clock = field(default=utc_now)
     dispatcher: Dispatcher | None = None
-    token_cache: dict[str, Any] = field(default_factory=dict)
+    tokens: TokenVerifier = field(init=False)
+    limiter: RequestLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Trusted tokens (dropped on revocation) and per-token rate limits, one set per process."""
+        self.tokens = TokenVerifier(self.read_uow, self.uow, self.settings.token_epoch_poll,
+                                    self.settings.token_last_used_every)
+        self.limiter = RequestLimiter(self.settings)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

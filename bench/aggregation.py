@@ -88,7 +88,7 @@ def measure(rt: Runtime, flt: EventFilter) -> dict[str, float]:
 def run(events: int) -> None:
     shape = Shape(events=events, tasks=max(2_000, events // 60))
     with postgres_database("orch_bench_agg") as url, tempfile.TemporaryDirectory() as tmp:
-        rt = create_app(Settings(database_url=url, archive_dir=tmp, broker_dir=tmp,
+        rt = create_app(Settings(database_url=url, rate_limit_writes=1e6, rate_limit_reads=1e6, archive_dir=tmp, broker_dir=tmp,
                                  dispatch_after_commit=False)).extensions["orchestration"]
         with rt.engine.begin() as connection:
             generate(connection, shape)

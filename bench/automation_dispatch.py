@@ -38,7 +38,7 @@ LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "50"))
 
 
 def client_for(url: str, broker: str, folder: str, dispatch: bool) -> tuple[Any, Any, dict[str, str]]:
-    app = create_app(Settings(database_url=url, celery_broker_url=broker, broker_dir=folder,
+    app = create_app(Settings(database_url=url, rate_limit_writes=1e6, rate_limit_reads=1e6, celery_broker_url=broker, broker_dir=folder,
                               archive_dir=folder, dispatch_after_commit=dispatch))
     rt = app.extensions["orchestration"]
     token = tokens.create_token("user:bench", "admin", rt.uow(), rt.clock)
@@ -101,7 +101,7 @@ def main() -> None:
     redis.start()
     try:
         with postgres_database("orch_bench") as url, tempfile.TemporaryDirectory() as folder:
-            base = create_app(Settings(database_url=url, broker_dir=folder, dispatch_after_commit=False))
+            base = create_app(Settings(database_url=url, rate_limit_writes=1e6, rate_limit_reads=1e6, broker_dir=folder, dispatch_after_commit=False))
             wipe(base.extensions["orchestration"].engine)
             rates = patch_rates(url, redis.url, folder)
             relay_only, after_commit = rates[False], rates[True]

@@ -34,7 +34,7 @@ def rate(action: Callable[[int], None], rounds: int = ROUNDS) -> float:
 
 def run(url: str, label: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Settings(database_url=url, archive_dir=tmp, broker_dir=tmp, dispatch_after_commit=False))
+        app = create_app(Settings(database_url=url, rate_limit_writes=1e6, rate_limit_reads=1e6, archive_dir=tmp, broker_dir=tmp, dispatch_after_commit=False))
         rt = app.extensions["orchestration"]
         with rt.engine.begin() as connection:
             connection.execute(text("CREATE TABLE IF NOT EXISTS bench_baseline (title TEXT)"))

@@ -15,14 +15,20 @@ from app.services import tokens
 from tests.support import Api, postgres_database, sqlite_database, wipe
 from tests.token_watch import remember_token, watch_report
 
-_create_token = tokens.create_token
+_create_token, _issue_token = tokens.create_token, tokens.issue_token
 
 
 def _remembering_create_token(*args: Any, **kwargs: Any) -> str:
     return remember_token(_create_token(*args, **kwargs))
 
 
-tokens.create_token = _remembering_create_token  # every token the tests issue in-process is watched for
+def _remembering_issue_token(*args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    token, body = _issue_token(*args, **kwargs)
+    return remember_token(token), body
+
+
+# Every token the tests issue in-process (fixtures, the CLI, POST /tokens) is watched for in their output.
+tokens.create_token, tokens.issue_token = _remembering_create_token, _remembering_issue_token
 
 
 @pytest.fixture(scope="session")
@@ -42,14 +48,21 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url"))
 
 
+# Suites drive the API far faster than any agent should: the limiter still runs, with limits no test reaches.
+# The rate-limit tests set their own (per token, or through these same overrides).
+UNREACHED_RATE = 1e6
+
+
 def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(
-        database_url=database_url,
-        archive_dir=str(tmp_path / "archive"),
-        broker_dir=str(tmp_path / "broker"),
-        dispatch_after_commit=False,
-        **overrides,
-    )
+    options: dict[str, Any] = {
+        "database_url": database_url,
+        "archive_dir": str(tmp_path / "archive"),
+        "broker_dir": str(tmp_path / "broker"),
+        "dispatch_after_commit": False,
+        "rate_limit_writes": UNREACHED_RATE,
+        "rate_limit_reads": UNREACHED_RATE,
+    }
+    return Settings(**{**options, **overrides})
 
 
 @pytest.fixture

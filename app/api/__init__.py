@@ -39,12 +39,14 @@ def init_api(app: Flask) -> None:
     api = OrchestrationApi(app)
     api.register_converter(guards.IntId, guards.id_schema)
     api.register_converter(guards.BigIntId, guards.id_schema)
-    from app.api import aggregation, events, health, ops, replay, rules, sessions, tracked
+    from app.api import aggregation, auth, events, health, ops, replay, rules, sessions, tokens, tracked
 
     for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp,
                 ops.blp):
         api.register_blueprint(blp)
+    api.register_blueprint(tokens.blp)
     _document_errors_as_problems(api)
+    auth.document_rate_limit(api)
     app.before_request(_bind_request_ids)
     observe.init(app)
     app.before_request(guards.refuse_oversized_bodies)

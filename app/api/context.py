@@ -10,11 +10,13 @@ from flask import current_app, g, request
 
 from app.domain.entities import SESSION_KEY_PATTERN
 from app.domain.errors import Invalid
+from app.domain.paging import INT_ID_MAX
 from app.runtime import Runtime
+from app.services import sessions
 from app.services.context import ChangeContext
 from app.store.uow import UnitOfWork
 
-IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+IF_MATCH = re.compile(r'\s*(?:W/)?"?([0-9]+)"?\s*')
 
 
 def runtime() -> Runtime:
@@ -40,10 +42,18 @@ def request_correlation() -> str | None:
         raise Invalid("X-Correlation-ID must be a UUID", {"X-Correlation-ID": ["not a UUID"]}) from None
 
 
+# A session's own endpoints act on it whatever its state (resume an ended one).
+OWN_SESSION_ENDPOINTS = frozenset({"sessions.resume_session", "sessions.end_session", "sessions.record_context"})
+
+
 def session_key() -> str | None:
+    """X-Session-Key: a well-formed key of an existing session that has not ended."""
     raw = request.headers.get("X-Session-Key")
-    if raw and not SESSION_KEY_PATTERN.match(raw):
+    if raw and not SESSION_KEY_PATTERN.fullmatch(raw):
         raise Invalid("X-Session-Key is not a valid session key", {"X-Session-Key": ["invalid session key"]})
+    own = request.endpoint in OWN_SESSION_ENDPOINTS and (request.view_args or {}).get("key") == raw
+    if raw and not own:
+        sessions.check_open(raw, read_uow())
     return raw or None
 
 
@@ -52,8 +62,8 @@ def expected_version(body: dict[str, Any] | None = None) -> int | None:
     header = request.headers.get("If-Match")
     from_header = None
     if header and header.strip() != "*":
-        match = IF_MATCH.match(header)
-        if not match:
+        match = IF_MATCH.fullmatch(header)
+        if not match or len(match.group(1)) > len(str(INT_ID_MAX)) or int(match.group(1)) > INT_ID_MAX:
             raise Invalid("If-Match must be a version number", {"If-Match": ["expected a version like 3 or \"3\""]})
         from_header = int(match.group(1))
     from_body = (body or {}).pop("version", None)

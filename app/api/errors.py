@@ -17,7 +17,7 @@ PROBLEM_TYPE = "urn:orchestration:problem:{}"
 SLUGS = {
     400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
     405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
-    422: "validation-error", 500: "internal-error", 503: "unavailable",
+    422: "validation-error", 429: "too-many-requests", 500: "internal-error", 503: "unavailable",
 }
 # (blueprint endpoint) -> entity type whose rejected PATCH/DELETE records validation_failed
 REJECTABLE = {
@@ -78,8 +78,7 @@ def handle_http(error: HTTPException) -> Response:
         422: "The request failed validation; see errors.",
     }.get(status, error.description or error.name)
     headers = dict(data.get("headers") or {})
-    if status == 405 and error.get_headers():
-        headers.update({k: v for k, v in error.get_headers() if k == "Allow"})
+    headers.update({k: v for k, v in error.get_headers() if k in ("Allow", "Retry-After")})
     return problem(status, error.name, detail, errors, headers)
 
 

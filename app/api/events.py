@@ -26,9 +26,16 @@ def event_filter(args: dict[str, Any]) -> queries.EventFilter:
 @blp.route("", methods=["POST"])
 @auth.login_required(role="writer")
 @blp.arguments(s.EventCreate)
-@blp.response(201, s.EventOut)
+@blp.response(201, s.EventOut, description="The event was recorded.")
+@blp.alt_response(200, schema=s.EventOut, description="This `event_id` was already recorded by the same request "
+                  "(type, stream and data): the first event, nothing recorded again.")
+@blp.alt_response(409, response="CONFLICT")  # the event_id was already used for a different request
 def record_event(body: dict[str, Any]) -> Any:
-    """Record ``orchestration.session.*``, ``orchestration.context.*`` or ``custom.*``; a repeated ``event_id`` answers 200."""
+    """Record ``orchestration.session.*`` (but not ``started``/``resumed``/``ended``, which only the session
+    endpoints write), ``orchestration.context.*`` or ``custom.*``. Types are dot-separated lowercase segments.
+    ``event_id`` is an idempotency key: the same request again answers 200 with the first event; the key
+    reused for a different request is 409. ``session_key`` names a session stream and cannot be combined
+    with ``entity_type`` (file an entity's event in a session with ``X-Session-Key``)."""
     if "event_id" in body:
         body["event_id"] = str(body["event_id"])
     event, created = external_events.record(body, change_context(), uow(), runtime().clock)

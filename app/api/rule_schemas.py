@@ -7,7 +7,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.api.schemas import EventOut, Immutable, PageArgs
+from app.api.schemas import EventOut, FullMatch, Immutable, JsonObject, JsonValue, PageArgs
+from app.domain.events import TYPE_FILTER_PATTERN
 from app.domain.paging import BIGINT_ID_MAX, INT_ID_MAX
 from app.domain.rules import OPERATORS
 from app.services.rules_admin import RUN_STATUSES
@@ -21,7 +22,8 @@ class EventRef(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | str:
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= BIGINT_ID_MAX:
             return value
-        if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= BIGINT_ID_MAX:
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19 \
+                and 0 < int(value) <= BIGINT_ID_MAX:
             return int(value)
         try:
             return str(uuid.UUID(str(value)))
@@ -32,21 +34,23 @@ class EventRef(fields.Field):
 class ConditionIn(Schema):
     path = fields.String(required=True, validate=validate.Length(min=1, max=200))
     op = fields.String(required=True, validate=validate.OneOf(OPERATORS))
-    value = fields.Raw(allow_none=True)
+    value = JsonValue(allow_none=True)
 
 
 class TriggerIn(Schema):
-    type = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    type = fields.String(required=True, validate=[
+        validate.Length(min=1, max=200),
+        FullMatch(TYPE_FILTER_PATTERN, error="an event type or a prefix ending in .*: must match {regex}")])
     conditions = fields.List(fields.Nested(ConditionIn), load_default=list)
 
 
 class ActionIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    params = fields.Dict(keys=fields.String(), load_default=dict)
+    params = JsonObject(load_default=dict)
 
 
 class RuleCreate(Schema):
-    name = fields.String(required=True, validate=validate.Regexp(RULE_NAME, error="must match {regex}"))
+    name = fields.String(required=True, validate=FullMatch(RULE_NAME, error="must match {regex}"))
     description = fields.String(load_default="", validate=validate.Length(max=2000))
     trigger = fields.Nested(TriggerIn, required=True)
     action = fields.Nested(ActionIn, required=True)

@@ -11,7 +11,7 @@ from app.api import rule_schemas as rs
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, page_body
+from app.domain.paging import INT_ID_MAX, decode_cursor, page_body
 from app.services import rules_admin
 
 # ``/runs`` cannot collide with ``/<int:rule_id>``: the int converter never matches "runs".
@@ -26,7 +26,7 @@ blp = Blueprint("rules", __name__, url_prefix="/api/orchestration/rules",
 def list_rules(args: dict[str, Any]) -> dict[str, Any]:
     """Rules in id order; the four built-in rules come first."""
     chosen: dict[str, Any] = {k: args[k] for k in ("enabled", "builtin") if k in args}
-    return page_body(*rules_admin.list_rules(chosen, decode_cursor(args["after"]), args["limit"], uow(), runtime().clock))
+    return page_body(*rules_admin.list_rules(chosen, decode_cursor(args["after"], INT_ID_MAX), args["limit"], uow(), runtime().clock))
 
 
 @blp.route("", methods=["POST"], endpoint="create_rule")
@@ -80,7 +80,7 @@ def dry_run(body: dict[str, Any], rule_id: int) -> dict[str, Any]:
 def list_runs(args: dict[str, Any]) -> dict[str, Any]:
     """Rule runs, oldest first: status, attempts, the events produced, the error."""
     chosen: dict[str, Any] = {k: args[k] for k in ("rule_id", "event_id", "status") if k in args}
-    return page_body(*rules_admin.list_runs(chosen, decode_cursor(args["after"]), args["limit"], read_uow()))
+    return page_body(*rules_admin.list_runs(chosen, decode_cursor(args["after"], INT_ID_MAX), args["limit"], read_uow()))
 
 
 @blp.route("/runs/<int:run_id>/undo", methods=["POST"], endpoint="undo_run")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.domain import jsonvalues
 from app.domain.entities import (
     CODE_PATTERN,
     PRIORITIES,
@@ -15,14 +17,54 @@ from app.domain.entities import (
     SPRINT_STATUSES,
     TASK_STATUSES,
 )
-from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
+from app.domain.events import EVENT_TYPE_PATTERN
+from app.domain.paging import DEFAULT_LIMIT, INT_ID_MAX, MAX_LIMIT
 from app.domain.timeparse import parse_instant
 
 PATTERN_ERROR = "must match {regex}"
 
 
+class FullMatch(validate.Regexp):
+    """``Regexp`` over the whole value: ``$`` alone would let ``"TASK-1\\n"`` through."""
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or re.fullmatch(str(self.regex.pattern), value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+class JsonValue(fields.Raw):
+    """Free JSON (a rule condition's ``value``): numbers normalised as ``app.domain.jsonvalues`` says."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            return jsonvalues.normalise(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class JsonObject(fields.Dict):
+    """A free JSON object (``metadata``, ``data``, rule ``params``): numbers normalised, and at
+    most ``FIELD_LIMIT`` bytes as compact UTF-8 JSON."""
+
+    def __init__(self, **kw: Any) -> None:
+        described = {"description": f"a JSON object of at most {jsonvalues.FIELD_LIMIT} bytes (compact UTF-8); "
+                                    "numbers within ±(2^53−1), whole ones answered as integers"}
+        super().__init__(keys=fields.String(), metadata={**described, **kw.pop("metadata", {})}, **kw)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            loaded = jsonvalues.normalise(loaded)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        if jsonvalues.serialized_size(loaded) > jsonvalues.FIELD_LIMIT:
+            raise ValidationError(f"larger than {jsonvalues.FIELD_LIMIT} bytes as compact JSON")
+        return loaded
+
+
 def Code(**kw: Any) -> fields.String:  # noqa: N802 - reads like a field class at use sites
-    return fields.String(validate=validate.Regexp(CODE_PATTERN, error=PATTERN_ERROR), **kw)
+    return fields.String(validate=FullMatch(CODE_PATTERN, error=PATTERN_ERROR), **kw)
 
 
 def Priority(**kw: Any) -> fields.String:  # noqa: N802
@@ -30,7 +72,7 @@ def Priority(**kw: Any) -> fields.String:  # noqa: N802
 
 
 def Metadata(**kw: Any) -> fields.Dict:  # noqa: N802
-    return fields.Dict(keys=fields.String(), **kw)
+    return JsonObject(**kw)
 
 
 def Title(**kw: Any) -> fields.String:  # noqa: N802
@@ -60,8 +102,13 @@ class PageArgs(Schema):
     after = fields.String(load_default=None)
 
 
+def Version(**kw: Any) -> fields.Integer:  # noqa: N802
+    """A JSON integer: ``1.9``, ``"3"`` and ``true`` are 422, never truncated or coerced."""
+    return fields.Integer(strict=True, validate=validate.Range(min=0, max=INT_ID_MAX), **kw)
+
+
 class VersionedPatch(Schema):
-    version = fields.Integer(validate=validate.Range(min=0))
+    version = Version()
 
 
 class SprintCreate(Schema):
@@ -105,7 +152,7 @@ class TaskPatch(VersionedPatch):
 
 
 class DeleteBody(Schema):
-    version = fields.Integer(validate=validate.Range(min=0))
+    version = Version()
 
 
 class SprintQuery(PageArgs):
@@ -121,7 +168,7 @@ class TaskQuery(PageArgs):
 
 
 class SessionStart(Schema):
-    session_key = fields.String(validate=validate.Regexp(SESSION_KEY_PATTERN, error=PATTERN_ERROR))
+    session_key = fields.String(validate=FullMatch(SESSION_KEY_PATTERN, error=PATTERN_ERROR))
     agent_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     sprint_code = Code(allow_none=True)
     task_code = Code(allow_none=True)
@@ -135,20 +182,22 @@ class SessionQuery(PageArgs):
 
 
 class ContextBody(Schema):
-    data = fields.Dict(keys=fields.String(), required=True)
+    data = JsonObject(required=True)
 
 
 class EventCreate(Schema):
-    type = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    data = fields.Dict(keys=fields.String(), load_default=dict)
+    type = fields.String(required=True, validate=[
+        validate.Length(min=1, max=200),
+        FullMatch(EVENT_TYPE_PATTERN, error="dot-separated lowercase segments [a-z0-9_]: must match {regex}")])
+    data = JsonObject(load_default=dict)
     entity_type = fields.String(validate=validate.OneOf(("sprint", "task", "session")))
     entity_code = fields.String(validate=validate.Length(min=1, max=128))
-    session_key = fields.String(validate=validate.Regexp(SESSION_KEY_PATTERN))
+    session_key = fields.String(validate=FullMatch(SESSION_KEY_PATTERN, error=PATTERN_ERROR))
     event_id = fields.UUID()
 
 
 class EventFilterArgs(Schema):
-    type = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_.-]+(\.\*)?$", error="an exact type or a prefix ending in .*"))
+    type = fields.String(validate=FullMatch(r"^[A-Za-z0-9_.-]+(\.\*)?$", error="an exact type or a prefix ending in .*"))
     entity_type = fields.String()
     entity_code = fields.String()
     actor = fields.String()
@@ -209,6 +258,8 @@ class EventOut(Schema):
     data = fields.Dict()
     hash = fields.String()
     prev_hash = fields.String(allow_none=True)
+    hash_scheme = fields.Integer(metadata={"description": "what `hash` was computed over: 1 sorted-key JSON "
+                                                          "(events from before RFC 8785), 2 RFC 8785 (JCS)"})
     archived_at = fields.String(allow_none=True)
 
 

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, page_body
+from app.domain.paging import INT_ID_MAX, decode_cursor, page_body
 from app.services import sessions
 
 blp = Blueprint("sessions", __name__, url_prefix="/api/orchestration/sessions",
@@ -34,7 +34,7 @@ def start_session(data: dict[str, Any]) -> Any:
 def list_sessions(args: dict[str, Any]) -> dict[str, Any]:
     """Sessions, oldest first."""
     chosen: dict[str, Any] = {k: args[k] for k in ("agent_id", "status", "sprint_code") if k in args}
-    items, last = sessions.list_page(chosen, decode_cursor(args["after"]), args["limit"], read_uow())
+    items, last = sessions.list_page(chosen, decode_cursor(args["after"], INT_ID_MAX), args["limit"], read_uow())
     return page_body(items, last)
 
 

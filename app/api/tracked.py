@@ -11,7 +11,7 @@ from marshmallow import Schema
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import decode_cursor, page_body
+from app.domain.paging import INT_ID_MAX, decode_cursor, page_body
 from app.services import tracking
 
 
@@ -43,7 +43,7 @@ def make_blueprint(name: str, plural: str, create: type[Schema], patch: type[Sch
     def list_view(args: dict[str, Any]) -> dict[str, Any]:
         """Live (not deleted) entities, oldest first."""
         chosen = {f: args[f] for f in filters if f in args}
-        items, last = tracking.list_page(kind, chosen, decode_cursor(args["after"]), args["limit"], read_uow())
+        items, last = tracking.list_page(kind, chosen, decode_cursor(args["after"], INT_ID_MAX), args["limit"], read_uow())
         return page_body(items, last)
 
     @blp.route("/<code>", methods=["GET"], endpoint=f"get_{name}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from app.domain.errors import Conflict, Invalid
 
+# Match with ``fullmatch``: ``$`` alone accepts a final newline ("TASK-1\n").
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,63}$")
 SESSION_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 

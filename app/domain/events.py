@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +31,18 @@ SUFFIX_ORDER = (
 )
 EXTERNAL_TYPE_PREFIXES = ("orchestration.session.", "orchestration.context.", "custom.")
 EXTERNAL_TYPE_PATTERNS = ("orchestration.session.*", "orchestration.context.*", "custom.*")
+# Every event type: dot-separated lowercase segments, at least two (``custom.deployed``).
+# Matched with ``fullmatch`` (``$`` alone would accept a final newline).
+EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+# A type filter or rule trigger: an exact type, or one or more segments then ``.*``.
+TYPE_FILTER_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*|(\.[a-z0-9_]+))$")
 
 CONTEXT_ASSEMBLED = "orchestration.context.assembled"
 NOTIFICATION_CREATED = "orchestration.notification.created"
 ALERT_RAISED = "orchestration.alert.raised"
 RULE_FAILED = "orchestration.automation.rule_failed"
+TOKEN_CREATED = "orchestration.token.created"
+TOKEN_REVOKED = "orchestration.token.revoked"
 
 
 def event_type(entity_type: str, suffix: str) -> str:
@@ -88,8 +96,20 @@ def granular_events(
     ]
 
 
+# The session lifecycle is written only by the session endpoints that own it; POST /events
+# may add other orchestration.session.* types (notes, heartbeats) to a session's stream.
+OWNED_EXTERNAL_TYPES = frozenset(
+    f"{PREFIX}.session.{suffix}" for suffix in ("started", "resumed", "ended")
+)
+
+
+def is_event_type(name: str) -> bool:
+    return EVENT_TYPE_PATTERN.fullmatch(name) is not None
+
+
 def is_external_type(name: str) -> bool:
-    return name.startswith(EXTERNAL_TYPE_PREFIXES) and not name.endswith(".")
+    """What ``POST /events`` may record: the allowed prefixes, the grammar, not a lifecycle type."""
+    return name.startswith(EXTERNAL_TYPE_PREFIXES) and is_event_type(name) and name not in OWNED_EXTERNAL_TYPES
 
 
 def type_matches(pattern: str, name: str) -> bool:

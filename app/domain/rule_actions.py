@@ -12,7 +12,7 @@ from typing import Any
 
 from app.domain.entities import CODE_FIELD, FINAL_STATUS, PRIORITIES, SPRINT_STATUSES, TASK_STATUSES
 from app.domain.errors import Invalid
-from app.domain.events import ALERT_RAISED, NOTIFICATION_CREATED, change
+from app.domain.events import ALERT_RAISED, NOTIFICATION_CREATED, change, is_event_type
 from app.domain.rules import ActionSpec
 
 SIGNAL_KINDS = {NOTIFICATION_CREATED: "notification", ALERT_RAISED: "alert"}
@@ -200,7 +200,7 @@ def _value_fits(name: str, value: Any) -> bool:
 def _check_emit(params: Mapping[str, Any]) -> list[str]:
     errors = _check_keys(params, {"type", "data"}, {"type"})
     kind = params.get("type")
-    if not isinstance(kind, str) or not (kind in SIGNAL_KINDS or (kind.startswith("custom.") and len(kind) > 7)):
+    if not isinstance(kind, str) or not (kind in SIGNAL_KINDS or (kind.startswith("custom.") and is_event_type(kind))):
         errors.append(f"params.type: {NOTIFICATION_CREATED}, {ALERT_RAISED} or custom.*")
     if not isinstance(params.get("data", {}), dict):
         errors.append("params.data: an object")

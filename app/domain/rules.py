@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain.errors import Invalid
-from app.domain.events import type_matches
+from app.domain.events import TYPE_FILTER_PATTERN, type_matches
 
 OPERATORS = ("eq", "ne", "in", "changed_to", "changed_from", "gt", "lt", "exists")
 DEFAULT_DEPTH_LIMIT = 5
 ACTOR_PREFIX = "automation:"
-TYPE_PATTERN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-*")
 _MISSING = object()
 
 
@@ -180,8 +179,7 @@ def parse_trigger(raw: Any) -> Trigger:
     if not isinstance(raw, Mapping) or set(raw) - {"type", "conditions"}:
         raise Invalid("the trigger is malformed", {"trigger": ["an object with type and conditions"]})
     pattern, conditions = raw.get("type"), raw.get("conditions", [])
-    if not isinstance(pattern, str) or not pattern or not set(pattern) <= TYPE_PATTERN_CHARS or (
-            "*" in pattern and (not pattern.endswith(".*") or pattern.count("*") > 1)):
+    if not isinstance(pattern, str) or TYPE_FILTER_PATTERN.fullmatch(pattern) is None:
         errors.append("type: an exact event type or a prefix ending in .*")
     if not isinstance(conditions, list):
         errors.append("conditions: a list")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.domain import events as catalogue
 from app.domain.clock import Clock
-from app.domain.errors import Invalid, NotFound
+from app.domain.errors import Conflict, Invalid, NotFound
 from app.services.context import ChangeContext
 from app.store import repositories as repo
 from app.store.event_store import append, envelope
@@ -26,9 +26,11 @@ def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
            clock: Clock) -> tuple[dict[str, Any], bool]:
     """Record one event; returns (envelope, created). A repeated ``event_id`` records nothing."""
     if not catalogue.is_external_type(body["type"]):
+        owned = ", ".join(sorted(catalogue.OWNED_EXTERNAL_TYPES))
         raise Invalid(
             f"type {body['type']!r} cannot be recorded from outside",
-            {"type": [f"allowed: {', '.join(catalogue.EXTERNAL_TYPE_PATTERNS)}"]},
+            {"type": [f"allowed: {', '.join(catalogue.EXTERNAL_TYPE_PATTERNS)}, except {owned} "
+                      "(only the session endpoints write those)"]},
         )
     entity_type, code = _stream_of(body, ctx)
     event_id = body.get("event_id")
@@ -36,7 +38,7 @@ def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
         with uow:
             session = uow.session
             if event_id and (existing := _existing(session, event_id)) is not None:
-                return existing, False
+                return _same_request(existing, body, entity_type, code), False
             try:
                 row = FINDERS[entity_type](session, code, lock=True)
             except NotFound as missing:
@@ -55,12 +57,29 @@ def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
             with uow:
                 found = _existing(uow.session, event_id)
             if found is not None:
-                return found, False
+                return _same_request(found, body, entity_type, code), False
         raise
+
+
+def _same_request(existing: dict[str, Any], body: dict[str, Any], entity_type: str, code: str) -> dict[str, Any]:
+    """An ``event_id`` is an idempotency key: the same request again is answered with the first
+    event (200); the key reused for another request (type, stream or data) is a conflict."""
+    differs = [name for name, same in (
+        ("type", existing["type"] == body["type"]),
+        ("entity", (existing["entity"]["type"], existing["entity"]["code"]) == (entity_type, code)),
+        ("data", existing["data"] == (body.get("data") or {})),
+    ) if not same]
+    if differs:
+        raise Conflict(f"event_id {existing['event_id']} was already used for a different request",
+                       {"event_id": [f"already recorded with a different {', '.join(differs)}"]})
+    return existing
 
 
 def _stream_of(body: dict[str, Any], ctx: ChangeContext) -> tuple[str, str]:
     if body.get("entity_type"):
+        if body.get("session_key"):
+            raise Invalid("session_key names a session's stream; with entity_type, file the event in a "
+                          "session with X-Session-Key", {"session_key": ["not allowed with entity_type"]})
         if not body.get("entity_code"):
             raise Invalid("entity_code is required with entity_type", {"entity_code": ["required"]})
         return body["entity_type"], body["entity_code"]

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from app.domain.errors import NotFound
-from app.domain.paging import trim_page
+from app.domain.jsonvalues import serialized_size
+from app.domain.paging import take_within_budget
 from app.store import event_queries as q
 from app.store.event_store import envelope
 from app.store.tables import Event
@@ -18,16 +19,19 @@ EventFilter = q.EventFilter  # the filter vocabulary callers of these use cases 
 Page = tuple[list[dict[str, Any]], int | None]
 
 
-def _id(row: Event) -> int:
-    return row.id
+# Rows fetched per round trip while filling a page: a page cut short by the byte budget
+# never drags the rest of its ``limit`` out of the database.
+FETCH_BATCH = 64
 
 
 def _page(uow: UnitOfWork, stmt: Select, after_id: int, limit: int, *,  # type: ignore[type-arg]
           fenced: bool = False) -> Page:
-    """One keyset page; one row more than asked tells whether there is a next page."""
-    rows, last = trim_page(list(uow.session.scalars(q.keyset(stmt, after_id, limit + 1, fenced=fenced))),
-                           limit, _id)
-    return [envelope(r) for r in rows], last
+    """One keyset page of at most ``limit`` events and ``PAGE_BYTE_BUDGET`` bytes; one row more
+    than asked tells whether there is a next page."""
+    query = q.keyset(stmt, after_id, limit + 1, fenced=fenced).execution_options(yield_per=FETCH_BATCH)
+    with uow.session.scalars(query) as result:
+        page, more = take_within_budget((envelope(r) for r in result), limit, serialized_size)
+    return page, (page[-1]["id"] if more else None)
 
 
 def list_events(flt: q.EventFilter, after_id: int, limit: int, uow: UnitOfWork) -> Page:

@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 from app.domain.clock import Clock, iso, utc_now
 from app.domain.errors import NotFound
 from app.domain.history import public_state, state_at_event
-from app.domain.paging import trim_page
+from app.domain.jsonvalues import serialized_size
+from app.domain.paging import take_within_budget
 from app.services import repair
 from app.services.context import ChangeContext
 from app.services.integrity import ChainRead, read_chain, validate_event_chain
+from app.services.queries import FETCH_BATCH
 from app.store import snapshots
 from app.store.event_queries import entity_id_for
 from app.store.event_store import envelope
@@ -55,14 +57,16 @@ def history(entity_type: str, code: str, after_id: int, limit: int, include_arch
                                    Event.sequence.is_not(None), Event.id > after_id)
         if not include_archived:
             stmt = stmt.where(Event.archived_at.is_(None))
-        rows, last = trim_page(list(session.scalars(stmt.order_by(Event.id).limit(limit + 1))), limit,
-                               lambda r: r.id)
-        if not rows:
+        query = stmt.order_by(Event.id).limit(limit + 1).execution_options(yield_per=FETCH_BATCH)
+        with session.scalars(query) as result:
+            events, more = take_within_budget((envelope(r) for r in result), limit, serialized_size)
+        if not events:
             return [], None
-        sequences = [r.sequence or 0 for r in rows]  # never None here: the query keeps stream events only
+        sequences = [e["sequence"] or 0 for e in events]  # never None here: the query keeps stream events only
         found = snapshots.states_between(session, entity_type, entity_id, min(sequences), max(sequences))
-        items = [{"event": envelope(r), "state": _public(found.get(s))} for r, s in zip(rows, sequences, strict=True)]
-        return items, last
+        items = [{"event": e, "state": _public(found.get(s))} for e, s in zip(events, sequences, strict=True)]
+        items, cut = take_within_budget(items, len(items), serialized_size)  # the states count too
+        return items, (events[len(items) - 1]["id"] if more or cut else None)
 
 
 def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,

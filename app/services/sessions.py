@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.domain import events as catalogue
 from app.domain.clock import Clock
-from app.domain.errors import Conflict
+from app.domain.errors import Conflict, Invalid
 from app.domain.paging import trim_page
 from app.services.context import ChangeContext
 from app.store import repositories as repo
@@ -108,6 +108,18 @@ def record_context(key: str, data: dict[str, Any], ctx: ChangeContext, uow: Unit
         uow.pending_dispatch.extend(r.id for r in rows)
         uow.commit()
         return envelope(rows[0])
+
+
+def check_open(key: str, uow: UnitOfWork) -> None:
+    """``X-Session-Key`` files a change under a session: it must exist and not have ended,
+    or changes would be filed under a session nobody can see or that is over."""
+    with uow:
+        status = uow.session.scalar(select(AgentSession.status).where(AgentSession.session_key == key))
+    if status is None:
+        raise Invalid(f"X-Session-Key names no session: {key!r}", {"X-Session-Key": ["no such session"]})
+    if status == "ended":
+        raise Invalid(f"X-Session-Key names an ended session: {key!r}; resume it first",
+                      {"X-Session-Key": ["the session has ended"]})
 
 
 def get(key: str, uow: UnitOfWork) -> dict[str, Any]:

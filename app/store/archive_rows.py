@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.errors import Conflict
+from app.domain.hashing import scheme_of
 from app.store import snapshots
 from app.store.event_store import add_to_rollups, envelope, hour_bucket
 from app.store.tables import ArchiveManifest, Event
@@ -200,6 +201,7 @@ def _row_from_line(line: dict[str, Any]) -> Event:
         causation_depth=line.get("causation_depth", 0), session_key=line["session_key"],
         priority=line["priority"], changes=line["changes"], data=line["data"], hash=line["hash"],
         prev_hash=line["prev_hash"], archived_at=datetime.fromisoformat(line["archived_at"]),
+        hash_scheme=scheme_of(line),  # lines written before hash schemes existed are legacy
     )
 
 

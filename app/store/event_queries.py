@@ -206,7 +206,7 @@ def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
     by_code = session.scalar(
         select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code).limit(1)
     )
-    if by_code is None and code.isascii() and code.isdigit() and int(code) <= INT_ID_MAX:
+    if by_code is None and code.isascii() and code.isdigit() and len(code) <= 10 and int(code) <= INT_ID_MAX:
         return session.scalar(  # entities without a code (notifications, alerts) are named by id
             select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_id == int(code)).limit(1)
         )

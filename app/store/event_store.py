@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import as_utc, iso
 from app.domain.events import PlannedEvent
-from app.domain.hashing import event_hash
+from app.domain.hashing import CURRENT, event_hash
 from app.store.tables import Event, EventRollup, OutboxEntry, StreamMixin
 
 # Held from the events' INSERT to COMMIT, so ids become visible in id order and
@@ -112,6 +112,7 @@ def _chained_rows(stream: StreamRef, planned: list[PlannedEvent], meta: EventMet
             "changes": item.changes,
             "data": item.data,
             "prev_hash": prev_hash if in_stream else None,
+            "hash_scheme": CURRENT,
         }
         digest = event_hash(envelope)
         rows.append(_row(envelope, digest, now, meta.causation_depth))
@@ -148,6 +149,7 @@ def _row(envelope: dict[str, Any], digest: str, now: datetime, depth: int) -> Ev
         data=envelope["data"],
         hash=digest,
         prev_hash=envelope["prev_hash"],
+        hash_scheme=envelope["hash_scheme"],
     )
 
 
@@ -206,5 +208,6 @@ def envelope(event: Event) -> dict[str, Any]:
         "data": event.data or {},
         "hash": event.hash,
         "prev_hash": event.prev_hash,
+        "hash_scheme": event.hash_scheme,
         "archived_at": iso(event.archived_at),
     }

@@ -7,13 +7,16 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -43,6 +46,8 @@ class StreamMixin:
 
 
 class ApiToken(Base):
+    """A bearer token, stored as its SHA-256; ``prefix`` (its first characters) only helps people recognise it."""
+
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -50,6 +55,23 @@ class ApiToken(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    name: Mapped[str | None] = mapped_column(String(200))
+    prefix: Mapped[str | None] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The stream id its created/revoked events share (they stand outside any entity stream).
+    correlation_id: Mapped[str | None] = mapped_column(String(36))
+    # Per-token request rates (requests/s); None: the configured defaults.
+    writes_per_second: Mapped[float | None] = mapped_column(Float)
+    reads_per_second: Mapped[float | None] = mapped_column(Float)
+
+
+class TokenEpoch(Base):
+    """One row whose counter every revocation raises: processes poll it to drop cached tokens."""
+
+    __tablename__ = "token_epoch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigId, default=0)
 
 
 class Sprint(StreamMixin, Base):
@@ -141,6 +163,8 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
+    # app.domain.hashing: 1 legacy sorted-key JSON (rows from before 0003), 2 RFC 8785.
+    hash_scheme: Mapped[int] = mapped_column(SmallInteger, default=1, server_default=text("1"))
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -129,9 +129,9 @@ def readme_script(port: int) -> str:
     """
     readme = (ROOT / "README.md").read_text()
     blocks = [b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "curl " in b]
-    lines = [line for block in blocks for line in block.splitlines()
-             if not line.startswith(("T=", "flask ", "make ", "export ", "createdb "))]
-    return "\n".join(lines).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    commands = [c for block in blocks for c in re.split(r"(?<!\\)\n", block)]  # a line ending in \ continues
+    kept = [c for c in commands if not c.startswith(("T=", "flask ", "make ", "export ", "createdb "))]
+    return "\n".join(kept).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
 
 
 @pytest.mark.slow

@@ -74,7 +74,7 @@ def stack(database_url: str, automation_dir: Path, request: pytest.FixtureReques
 def settings_for(stack: Stack, tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(database_url=stack.database_url, celery_broker_url=stack.broker_url,
                     broker_dir=str(stack.broker_dir), archive_dir=str(tmp_path / "archive"),
-                    dispatch_after_commit=True, **overrides)
+                    dispatch_after_commit=True, **{"rate_limit_writes": 1e6, "rate_limit_reads": 1e6, **overrides})
 
 
 @pytest.fixture
