@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import read_uow, runtime, uow
-from app.domain.paging import decode_cursor, page_body
+from app.domain.paging import INT_ID_MAX, decode_cursor, page_body
 from app.domain.timeparse import parse_age
 from app.services import tokens
 
@@ -74,7 +74,7 @@ def _refusals(view: Any) -> Any:
 @_refusals
 def list_tokens(args: dict[str, Any]) -> dict[str, Any]:
     """Every token in creation order, revoked and expired ones included; never the secret."""
-    return page_body(*tokens.list_tokens(decode_cursor(args["after"]), args["limit"], read_uow()))
+    return page_body(*tokens.list_tokens(decode_cursor(args["after"], INT_ID_MAX), args["limit"], read_uow()))
 
 
 @blp.route("", methods=["POST"], endpoint="create_token")

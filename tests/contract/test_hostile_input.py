@@ -98,7 +98,9 @@ def target(pg_url: str, tmp_path: Path) -> Iterator[Target]:
     rule = api.post("/rules", json={"name": "hostile_rule", "trigger": {"type": "custom.*"},
                                     "action": {"name": "emit_event", "params": {"type": "custom.seen"}}})
     assert rule.status_code == 201
-    values = {"code": "T-1", "key": "k1", "correlation_id": task["correlation_id"], "entity_type": "task",
+    spare = api.post("/tokens", json={"actor": "agent:spare", "role": "reader"})
+    assert spare.status_code == 201
+    values = {"token_id": str(spare.get_json()["id"]), "code": "T-1", "key": "k1", "correlation_id": task["correlation_id"], "entity_type": "task",
               "event_id": str(api.events()[0]["id"]), "rule_id": str(rule.get_json()["id"]), "run_id": "1"}
     spec = app.test_client().get("/openapi.json").get_json()
     yield Target(app, api, values, spec)
