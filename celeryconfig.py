@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery.schedules import crontab
+from kombu import Queue
 
 from app.config import Settings
-from app.relay import SWEEP, broker_config, state_dir
+from app.relay import SWEEP, WEBHOOK_QUEUE, WEBHOOK_SWEEP, broker_config, state_dir
 
 _settings = Settings.from_env()
 _broker = broker_config(_settings)
@@ -41,6 +42,11 @@ worker_send_task_events = True
 task_send_sent_event = True
 # Shutdown: stop consuming at once; jobs in flight finish (warm shutdown) or are requeued (acks_late).
 worker_cancel_long_running_tasks_on_connection_loss = True
+# A plain ``celery -A workers worker`` consumes both queues (it runs on its own); the Procfile gives
+# webhooks a worker of their own and keeps the main one off their queue (``-X webhooks``).
+task_default_queue = "celery"
+task_queues = (Queue("celery"), Queue(WEBHOOK_QUEUE))
+task_routes = {"webhook.*": {"queue": WEBHOOK_QUEUE}}
 
 timezone = "UTC"
 enable_utc = True
@@ -57,6 +63,7 @@ def _cron(expression: str) -> crontab:
 
 beat_schedule = {
     "outbox-sweep": {"task": SWEEP, "schedule": _SWEEP_EVERY, "options": {"expires": _SWEEP_EVERY * 2}},
+    "webhook-sweep": {"task": WEBHOOK_SWEEP, "schedule": 30.0, "options": {"expires": 60.0}},
     # Nightly, one at a time (the archive lock); ORCH_ARCHIVE_SCHEDULE / ORCH_PURGE_SCHEDULE move them.
     "archive-nightly": {"task": "archive.run", "schedule": _cron(_settings.archive_schedule)},
     "purge-nightly": {"task": "archive.purge", "schedule": _cron(_settings.purge_schedule)},

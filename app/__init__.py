@@ -18,7 +18,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.dispatch_after_commit:
         from app.relay import Relay
 
-        runtime.dispatcher = Relay(settings)
+        relay = Relay(settings)
+        runtime.dispatcher, runtime.deliverer = relay, relay.deliver
     flask_app.extensions["orchestration"] = runtime
     flask_app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
@@ -15,8 +16,8 @@ from app import metrics
 from app.domain.clock import iso, utc_now
 from app.domain.errors import DomainError
 from app.domain.retention import DEFAULT_BATCH_SIZE
-from app.domain.timeparse import parse_age
-from app.services import archive, archive_purge, integrity, tokens
+from app.domain.timeparse import parse_age, parse_instant
+from app.services import archive, archive_purge, integrity, queries, rules_admin, tokens
 
 cli = AppGroup("orchestration", help="Operator commands for the orchestration service.")
 
@@ -214,3 +215,48 @@ def verify_chain(correlation_id: str | None, everything: bool) -> None:
         click.echo(f"  … and {len(problems) - VERIFY_SHOWN} more")
     if problems:
         raise click.ClickException(f"chain broken; first broken event: {integrity.describe(problems[0])}")
+
+
+@cli.command("backtest-rule")
+@click.option("--rule", "rule_id", required=True, type=click.IntRange(min=1), help="The id of a stored rule.")
+@click.option("--from", "start", required=True, help="Window start: ISO 8601, a date, or an age like 30d.")
+@click.option("--to", "end", default=None, help="Window end (exclusive); default: now.")
+@click.option("--page-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+def backtest_rule(rule_id: int, start: str, end: str | None, page_size: int) -> None:
+    """Judge a rule as of each event of the window and print what it would have done; writes nothing."""
+    rt = _runtime()
+    try:
+        flt = queries.EventFilter(start=parse_instant(start, rt.clock()),
+                                  end=parse_instant(end, rt.clock()) if end else None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    totals: Counter[str] = Counter()
+    after = 0
+    while True:
+        try:
+            page = rules_admin.backtest(rule_id, None, flt, after, page_size, rt.read_uow(),
+                                        rt.settings.causation_depth_limit)
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from None
+        _echo_backtest_page(page, totals)
+        after = page["next_id"]
+        if not after:
+            break
+    click.echo(f"{totals['scanned']} events scanned, {totals['matches']} matches, "
+               f"{totals['would_apply']} would apply; effects: "
+               + (", ".join(f"{k} {v}" for k, v in sorted(totals.items()) if k.startswith("effect:")) or "none"))
+
+
+def _echo_backtest_page(page: dict[str, Any], totals: Counter[str]) -> None:
+    summary = page["summary"]
+    totals.update(scanned=summary["events_scanned"], matches=summary["matches"], would_apply=summary["would_apply"])
+    totals.update({f"effect:{k}": v for k, v in summary["effects_by_type"].items()})
+    for item in page["items"]:
+        event = item["event"]
+        effects = "; ".join(f"{e['effect']} {e['entity']['type']} {e['entity'].get('code') or ''}".rstrip()
+                            for e in item["effects"]) or "-"
+        click.echo(f"{event['id']}\t{event['timestamp']}\t{event['type']}\t{event['entity']['code'] or ''}"
+                   f"\t{item['outcome']}\t{effects}")
+    if summary["scanned_through_id"] and summary["window_last_id"]:
+        click.echo(f"... scanned through event {summary['scanned_through_id']} of {summary['window_last_id']}",
+                   err=True)

@@ -56,6 +56,14 @@ class Settings:
     rate_limit_burst: float = 2.0
     token_epoch_poll: float = 0.5
     token_last_used_every: float = 60.0
+    # Webhooks (issue 13): where they may go, how long and how often they are retried.
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_retry_for: float = 24 * 3600.0
+    webhook_backoff_base: float = 5.0
+    webhook_backoff_max: float = 3600.0
+    webhook_connect_timeout: float = 5.0
+    webhook_read_timeout: float = 10.0
+    webhook_rotation_window: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -103,6 +111,7 @@ class Settings:
             rate_limit_burst=float(env.get("ORCH_RATE_LIMIT_BURST", base.rate_limit_burst)),
             token_epoch_poll=float(env.get("ORCH_TOKEN_EPOCH_POLL", base.token_epoch_poll)),
             token_last_used_every=float(env.get("ORCH_TOKEN_LAST_USED_EVERY", base.token_last_used_every)),
+            **_webhook_settings(env, base),
         )
 
 
@@ -117,4 +126,20 @@ def _operations(env: dict[str, str], base: Settings) -> dict[str, Any]:
         "worker_metrics_port": int(port) if port else None,
         "worker_metrics_addr": env.get("ORCH_WORKER_METRICS_ADDR", base.worker_metrics_addr),
         "pgbouncer": env.get("ORCH_PGBOUNCER", "0") == "1",
+    }
+
+
+def _webhook_settings(env: dict[str, str], base: Settings) -> dict[str, Any]:
+    def seconds(name: str, default: float) -> float:
+        return float(env.get(name, default))
+
+    return {
+        "webhook_allowed_hosts": tuple(h.strip().lower() for h in env.get("ORCH_WEBHOOK_ALLOWED_HOSTS", "").split(",")
+                                       if h.strip()),
+        "webhook_retry_for": seconds("ORCH_WEBHOOK_RETRY_FOR", base.webhook_retry_for),
+        "webhook_backoff_base": seconds("ORCH_WEBHOOK_BACKOFF_BASE", base.webhook_backoff_base),
+        "webhook_backoff_max": seconds("ORCH_WEBHOOK_BACKOFF_MAX", base.webhook_backoff_max),
+        "webhook_connect_timeout": seconds("ORCH_WEBHOOK_CONNECT_TIMEOUT", base.webhook_connect_timeout),
+        "webhook_read_timeout": seconds("ORCH_WEBHOOK_READ_TIMEOUT", base.webhook_read_timeout),
+        "webhook_rotation_window": seconds("ORCH_WEBHOOK_ROTATION_WINDOW", base.webhook_rotation_window),
     }

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 EVALUATE = "automation.evaluate"
 SWEEP = "outbox.sweep"
+DELIVER = "webhook.deliver"
+WEBHOOK_SWEEP = "webhook.sweep"
+# Webhook deliveries wait on other people's servers: their own queue, so they never hold up rules.
+WEBHOOK_QUEUE = "webhooks"
 # Redis re-delivers an unacknowledged message after this long; task time limits stay well under it.
 VISIBILITY_TIMEOUT = 3600
 CONNECT_TIMEOUT = 1.0
@@ -77,6 +81,12 @@ class Relay:
         """Raises when the broker is unreachable; the unit of work logs it and the sweep catches up."""
         if event_ids:
             self._app.send_task(EVALUATE, args=[list(event_ids)], retry=False)
+
+    def deliver(self, delivery_ids: Sequence[int], countdown: float | None = None) -> None:
+        """``Runtime.deliverer``: one ``webhook.deliver`` message per delivery, on the webhook queue."""
+        for delivery_id in delivery_ids:
+            self._app.send_task(DELIVER, args=[int(delivery_id)], queue=WEBHOOK_QUEUE, countdown=countdown,
+                                retry=False)
 
 
 def broker_status(settings: Settings) -> dict[str, Any]:

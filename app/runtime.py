@@ -30,6 +30,7 @@ class Runtime:
     reader: sessionmaker[Session]
     clock: Clock = field(default=utc_now)
     dispatcher: Dispatcher | None = None
+    deliverer: Dispatcher | None = None
     tokens: TokenVerifier = field(init=False)
     limiter: RequestLimiter = field(init=False)
 
@@ -50,7 +51,7 @@ class Runtime:
 
     def uow(self) -> UnitOfWork:
         """A writing unit of work whose commit nudges the relay."""
-        return UnitOfWork(self.writer, self.dispatcher)
+        return UnitOfWork(self.writer, self.dispatcher, self.deliverer)
 
     def read_uow(self) -> UnitOfWork:
         return UnitOfWork(self.reader)

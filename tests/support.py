@@ -52,6 +52,8 @@ def sqlite_database(folder: Path) -> str:
 
 
 TABLES_IN_DELETE_ORDER = (
+    "webhook_attempts",
+    "webhook_deliveries",
     "automation_rule_runs",
     "orchestration_outbox",
     "orchestration_event_rollups",

@@ -39,6 +39,7 @@ def runtime() -> Runtime:
     if _runtime is None:
         _runtime = Runtime.build(settings)
         _runtime.dispatcher = relay
+        _runtime.deliverer = relay.deliver
     return _runtime
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.api.schemas import EventOut, FullMatch, Immutable, JsonObject, JsonValue, PageArgs
+from app.api.schemas import EventFilterArgs, EventOut, FullMatch, Immutable, JsonObject, JsonValue, PageArgs
 from app.domain.events import TYPE_FILTER_PATTERN
 from app.domain.paging import BIGINT_ID_MAX, INT_ID_MAX
 from app.domain.rules import OPERATORS
@@ -106,6 +106,12 @@ class RunOut(Schema):
     attempts = fields.Integer()
     effects = fields.List(fields.Dict(), metadata={"description": "the events the run produced"})
     error = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={
+        "description": "why a skipped run did nothing: nothing to do as of its event, superseded by a later "
+                       "event, or no longer valid against live state"})
+    delivery = fields.Dict(allow_none=True, metadata={
+        "description": "webhook runs: url, status, every attempt (status_code, duration_ms, outcome, "
+                       "response_excerpt), next_attempt_at, deadline_at"})
     created_at = fields.String()
     finished_at = fields.String(allow_none=True)
 
@@ -123,3 +129,32 @@ class DryRunOut(Schema):
 class UndoOut(Schema):
     run = fields.Nested(RunOut)
     events = fields.List(fields.Nested(EventOut))
+
+
+class BacktestBody(EventFilterArgs, PageArgs):
+    """A stored rule (``rule_id``) or a draft (``rule``: the body of ``POST /rules``), a window and filters."""
+
+    rule_id = fields.Integer(validate=validate.Range(min=1, max=INT_ID_MAX))
+    rule = fields.Nested(RuleCreate)
+
+    @validates_schema
+    def _one_rule(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("rule_id" in data) == ("rule" in data):
+            raise ValidationError("give exactly one of rule_id or rule", "rule_id")
+
+
+class BacktestItem(Schema):
+    event = fields.Nested(EventOut)
+    conditions = fields.List(fields.Dict(), metadata={"description": "each test with its actual value"})
+    effects = fields.List(fields.Dict(), metadata={"description": "what the rule would do as of this event"})
+    outcome = fields.String(metadata={"description": "would_apply, nothing_to_do, loop, unknown_action"})
+
+
+class BacktestOut(Schema):
+    rule = fields.Dict()
+    summary = fields.Dict(metadata={"description": (
+        "events_scanned, matches, would_apply, effects_by_type, scanned_from_id/scanned_through_id/"
+        "window_last_id (progress), actual: what enabled rules did on the scanned events (runs by rule "
+        "and status; for a stored rule, the events where it would apply but did not, and the reverse)")})
+    items = fields.List(fields.Nested(BacktestItem))
+    next = fields.String(allow_none=True)

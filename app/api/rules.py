@@ -11,12 +11,17 @@ from app.api import rule_schemas as rs
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
-from app.domain.paging import INT_ID_MAX, decode_cursor, page_body
-from app.services import rules_admin
+from app.api.events import event_filter
+from app.domain.paging import INT_ID_MAX, decode_cursor, encode_cursor, page_body
+from app.services import rules_admin, webhooks
 
 # ``/runs`` cannot collide with ``/<int:rule_id>``: the int converter never matches "runs".
 blp = Blueprint("rules", __name__, url_prefix="/api/orchestration/rules",
                 description="Automation rules (built-in and user-defined) and their runs.")
+
+
+def _policy() -> webhooks.Policy:
+    return webhooks.Policy.from_settings(runtime().settings)
 
 
 @blp.route("", methods=["GET"], endpoint="list_rules")
@@ -35,7 +40,7 @@ def list_rules(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(201, rs.RuleOut)
 def create_rule(data: dict[str, Any]) -> Any:
     """Create a user rule: a trigger (type pattern + conditions) and an action."""
-    body = rules_admin.create_rule(data, uow(), runtime().clock)
+    body = rules_admin.create_rule(data, uow(), runtime().clock, _policy())
     return body, 201, {"Location": url_for("rules.get_rule", rule_id=body["id"])}
 
 
@@ -52,7 +57,7 @@ def get_rule(rule_id: int) -> dict[str, Any]:
 @blp.response(200, rs.RuleOut)
 def update_rule(patch: dict[str, Any], rule_id: int) -> dict[str, Any]:
     """Enable or disable any rule; a user rule may also be redefined."""
-    return rules_admin.update_rule(rule_id, patch, uow(), runtime().clock)
+    return rules_admin.update_rule(rule_id, patch, uow(), runtime().clock, _policy())
 
 
 @blp.route("/<int:rule_id>", methods=["DELETE"], endpoint="delete_rule")
@@ -89,3 +94,30 @@ def list_runs(args: dict[str, Any]) -> dict[str, Any]:
 def undo_run(run_id: int) -> dict[str, Any]:
     """Revert a succeeded run by compensating events; 409 when an entity changed since."""
     return rules_admin.undo_run(run_id, change_context(), uow(), runtime().clock)
+
+
+@blp.route("/runs/<int:run_id>/redeliver", methods=["POST"], endpoint="redeliver_run")
+@auth.login_required(role="admin")
+@blp.response(202, rs.RunOut)
+@blp.alt_response(404, description="no such run")
+@blp.alt_response(409, description="not a webhook run, or its delivery is still under way")
+def redeliver_run(run_id: int) -> dict[str, Any]:
+    """Send a webhook run's delivery again (same ``webhook-id``), with a fresh retry window."""
+    return rules_admin.redeliver_run(run_id, uow(), runtime().clock)
+
+
+@blp.route("/backtest", methods=["POST"], endpoint="backtest")
+@auth.login_required(role="admin")
+@blp.arguments(rs.BacktestBody)
+@blp.response(200, rs.BacktestOut)
+def backtest_rule(body: dict[str, Any]) -> dict[str, Any]:
+    """Judge a rule as of each event of ``[from, to)`` (filters as ``/events``); writes nothing.
+
+    A page stops after ``limit`` matches or a bounded scan; ``next`` continues right after it.
+    """
+    rt = runtime()
+    result = rules_admin.backtest(body.get("rule_id"), body.get("rule"), event_filter(body),
+                                  decode_cursor(body["after"]), body["limit"], read_uow(),
+                                  rt.settings.causation_depth_limit)
+    next_id = result.pop("next_id")
+    return {**result, "next": encode_cursor(next_id) if next_id else None}

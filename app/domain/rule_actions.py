@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain import webhook_spec
 from app.domain.entities import CODE_FIELD, FINAL_STATUS, PRIORITIES, SPRINT_STATUSES, TASK_STATUSES
 from app.domain.errors import Invalid
 from app.domain.events import ALERT_RAISED, NOTIFICATION_CREATED, change, is_event_type
@@ -86,7 +87,17 @@ class AppendEvent:
                 "type": self.type, "data": self.data}
 
 
-Effect = UpdateEntity | RaiseSignal | StartSession | AppendEvent
+@dataclass(frozen=True)
+class CallWebhook:
+    """POST the trigger's envelope to ``url``, signed; delivered by its own job, never inline."""
+
+    url: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"effect": "webhook", "entity": {"type": "webhook", "code": None}, "url": self.url}
+
+
+Effect = UpdateEntity | RaiseSignal | StartSession | AppendEvent | CallWebhook
 Planner = Callable[[Mapping[str, Any], Mapping[str, Any], Facts], list[Effect]]
 
 
@@ -165,6 +176,16 @@ def plan_start_session(event: Mapping[str, Any], params: Mapping[str, Any], fact
                          params.get("reason"))]
 
 
+def plan_webhook(event: Mapping[str, Any], params: Mapping[str, Any], facts: Facts) -> list[Effect]:
+    """Every matching event is sent: the receiver, not the rule, decides what it means."""
+    return [CallWebhook(str(params["url"]))]
+
+
+def _check_webhook(params: Mapping[str, Any]) -> list[str]:
+    errors = _check_keys(params, {"url", "secret"}, {"url", "secret"})
+    return errors + webhook_spec.check_url(params.get("url")) + webhook_spec.check_secret(params.get("secret"))
+
+
 def _check_status(params: Mapping[str, Any]) -> list[str]:
     allowed = SPRINT_STATUSES if params.get("target") == "sprint" else (*TASK_STATUSES, *SPRINT_STATUSES)
     errors = _check_keys(params, {"status", "target"}, {"status"})
@@ -233,6 +254,7 @@ ACTIONS: dict[str, ActionDef] = {
                                  lambda p: _check_keys(p, set(), set())),
     "start_session": ActionDef("start_session", plan_start_session, lambda p: frozenset({"entity"}),
                                _check_session),
+    "webhook": ActionDef("webhook", plan_webhook, check=_check_webhook),
 }
 
 

@@ -22,10 +22,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from app import metrics
+from app.domain import rule_judgement as judgement
 from app.domain.clock import Clock, as_utc
 from app.domain.events import RULE_FAILED
+from app.domain.rule_actions import CallWebhook, Effect
 from app.domain.rules import Match, evaluate_rules
-from app.services import outbox, rule_effects, rule_registry, signals
+from app.services import outbox, rule_effects, rule_facts, rule_registry, signals, webhooks
 from app.store.event_store import envelope
 from app.store.tables import Event, RuleRun
 from app.store.uow import UnitOfWork
@@ -47,6 +49,7 @@ class Attempt:
     depth_limit: int
     current_rule: int | None = None
     dispatched: list[int] = field(default_factory=list)
+    deliveries: list[int] = field(default_factory=list)
     # (rule name, outcome, trigger timestamp) of the run the current transaction records.
     recorded: tuple[str, str, datetime] | None = None
 
@@ -107,7 +110,8 @@ def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, 
             attempt.current_rule = rule_id
             _run_one(session, match, event, envelope(event), run, attempt, clock)
             uow.pending_dispatch.extend(attempt.dispatched)
-            attempt.dispatched = []
+            uow.pending_deliveries.extend(attempt.deliveries)
+            attempt.dispatched, attempt.deliveries = [], []
         if last:
             outbox.release(session, event_id)
         uow.commit()
@@ -150,42 +154,63 @@ def _open_matches(session: Session, event: Event | None, attempt: Attempt, clock
     return [m for m in matches if m.rule.id not in finished]
 
 
+@dataclass
+class Outcome:
+    """What applying one rule to one event came to."""
+
+    status: str
+    produced: list[Event] = field(default_factory=list)
+    error: str | None = None
+    reason: str | None = None
+    deliveries: list[Effect] = field(default_factory=list)
+
+
 def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any], run: RuleRun | None,
              attempt: Attempt, clock: Clock) -> None:
     """Apply one rule in a savepoint; a failure that will not be retried is recorded ``dead``."""
     savepoint = session.begin_nested()
     try:
         with structlog.contextvars.bound_contextvars(rule=match.rule.name):
-            status, produced, error = _apply(session, match, event, seen, clock)
+            outcome = _apply(session, match, event, seen, clock)
         savepoint.commit()
     except TRANSIENT as exc:
         savepoint.rollback()
         if not attempt.final:
             raise
-        status, produced, error = _dead(session, match, event, run, exc, clock)
+        outcome = _dead(session, match, event, run, exc, clock)
     except Exception as exc:  # noqa: BLE001 - a broken action must not stop the other rules; it is recorded dead
         savepoint.rollback()
         log.exception("rule %s failed on event %s", match.rule.name, event.id)
-        status, produced, error = _dead(session, match, event, run, exc, clock)
-    attempt.dispatched.extend(row.id for row in produced)
-    attempt.recorded = (match.rule.name, status, event.emitted_at)
-    _record(session, run, match.rule.id, event.id, status, produced, error, clock)
+        outcome = _dead(session, match, event, run, exc, clock)
+    attempt.dispatched.extend(row.id for row in outcome.produced)
+    attempt.recorded = (match.rule.name, outcome.status, event.emitted_at)
+    recorded = _record(session, run, match.rule.id, event.id, outcome, clock)
+    attempt.deliveries.extend(webhooks.schedule(session, recorded, outcome.deliveries, clock))
 
 
-def _apply(session: Session, match: Match, event: Event, seen: dict[str, Any],
-           clock: Clock) -> tuple[str, list[Event], str | None]:
+def _apply(session: Session, match: Match, event: Event, seen: dict[str, Any], clock: Clock) -> Outcome:
+    """Plan as of the trigger's place in the log; apply only what live state, under lock, still calls for."""
     if match.verdict == "loop":
-        return "loop", [], f"causation depth {event.causation_depth} reached the limit"
+        return Outcome("loop", error=f"causation depth {event.causation_depth} reached the limit")
     action = rule_registry.actions().get(match.rule.action.name)
     if action is None:
         raise LookupError(f"no action named {match.rule.action.name!r} in this worker")
     params = match.rule.action.params
-    facts = rule_effects.gather_facts(session, seen, action.needs(params), lock=True)
-    effects = action.plan(seen, params, facts)
-    if not effects:
-        return "skipped", [], None
+    planned, found = rule_facts.plan_as_of(rule_facts.DatabaseStates(session), action, params, seen)
+    if not planned:
+        return Outcome("skipped", reason=judgement.NOTHING_TO_DO.format(event=event.id))
+    superseded = rule_facts.superseded_by(session, match.rule, action, seen, planned, found.streams)
+    if superseded:
+        return Outcome("skipped", reason=superseded)
+    live = action.plan(seen, params, rule_effects.gather_facts(session, seen, action.needs(params), lock=True))
+    stale = judgement.stale(planned, live)
+    if stale:
+        return Outcome("skipped", reason=judgement.describe_stale(stale))
     ctx = rule_effects.effect_context(match.rule.name, event)
-    return "succeeded", rule_effects.apply_effects(session, effects, ctx, clock), None
+    local = [e for e in planned if not isinstance(e, CallWebhook)]
+    produced = rule_effects.apply_effects(session, local, ctx, clock)
+    calls = [e for e in planned if isinstance(e, CallWebhook)]
+    return Outcome(webhooks.DELIVERING if calls else "succeeded", produced, deliveries=list(calls))
 
 
 def _describe(exc: BaseException) -> str:
@@ -193,28 +218,37 @@ def _describe(exc: BaseException) -> str:
 
 
 def _dead(session: Session, match: Match, event: Event, run: RuleRun | None, exc: BaseException,
-          clock: Clock) -> tuple[str, list[Event], str]:
+          clock: Clock) -> Outcome:
     """Give up on this rule for this event: ``orchestration.automation.rule_failed`` says so."""
     error = _describe(exc)
-    data = {"rule_id": match.rule.id, "rule": match.rule.name, "event_id": event.id, "event_type": event.type,
+    failed = record_rule_failed(session, match.rule.id, match.rule.name, event, error,
+                                (run.attempts if run is not None else 0) + 1, clock)
+    return Outcome("dead", failed, error)
+
+
+def record_rule_failed(session: Session, rule_id: int, rule_name: str, event: Event, error: str, attempts: int,
+                       clock: Clock) -> list[Event]:
+    """The ``rule_failed`` signal for a rule that gave up on an event (also used by webhook deliveries)."""
+    data = {"rule_id": rule_id, "rule": rule_name, "event_id": event.id, "event_type": event.type,
             "entity": {"type": event.entity_type, "id": event.entity_id, "code": event.entity_code},
-            "error": error, "attempts": (run.attempts if run is not None else 0) + 1}
-    ctx = rule_effects.effect_context(match.rule.name, event)
-    failed = signals.raise_signal(session, signals.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx, clock)
-    return "dead", failed, error
+            "error": error, "attempts": attempts}
+    ctx = rule_effects.effect_context(rule_name, event)
+    return signals.raise_signal(session, signals.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx, clock)
 
 
-def _record(session: Session, run: RuleRun | None, rule_id: int, event_id: int, status: str,
-            produced: list[Event], error: str | None, clock: Clock) -> None:
+def _record(session: Session, run: RuleRun | None, rule_id: int, event_id: int, outcome: Outcome,
+            clock: Clock) -> RuleRun:
     now = clock()
     if run is None:
         run = RuleRun(rule_id=rule_id, event_id=event_id, attempts=0, created_at=now)
         session.add(run)
-    run.status = status
+    run.status = outcome.status
     run.attempts += 1
-    run.effects = [rule_effects.summary(row) for row in produced]
-    run.error = error
-    run.finished_at = now
+    run.effects = [rule_effects.summary(row) for row in outcome.produced]
+    run.error = outcome.error
+    run.reason = outcome.reason
+    run.finished_at = None if outcome.status == webhooks.DELIVERING else now
+    return run
 
 
 def _record_failed_attempt(uow: UnitOfWork, rule_id: int, event_id: int, exc: BaseException,
@@ -234,7 +268,7 @@ def _record_failed_attempt(uow: UnitOfWork, rule_id: int, event_id: int, exc: Ba
                                                         RuleRun.event_id == event_id)).first()
             if run is not None and run.status != RETRYABLE_STATUS:
                 return
-            _record(session, run, rule_id, event_id, RETRYABLE_STATUS, [], _describe(exc), clock)
+            _record(session, run, rule_id, event_id, Outcome(RETRYABLE_STATUS, error=_describe(exc)), clock)
             uow.commit()
     except Exception:  # noqa: BLE001 - the database may be what failed; the retry still happens
         log.warning("could not record the failed attempt of rule %s on event %s", rule_id, event_id,

@@ -9,7 +9,7 @@ changes as new events, refusing when the entity moved on since.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.domain import events as catalogue
 from app.domain.clock import Clock
 from app.domain.errors import Conflict, NotFound
-from app.domain.rule_actions import Effect, Facts, RaiseSignal, StartSession, UpdateEntity
+from app.domain.rule_actions import CallWebhook, Effect, Facts, RaiseSignal, StartSession, UpdateEntity
 from app.domain.rules import automation_actor
 from app.services import sessions, signals, tracking
 from app.services.context import ChangeContext
@@ -96,6 +96,8 @@ def apply_effect(session: Session, effect: Effect, ctx: ChangeContext, clock: Cl
     if isinstance(effect, StartSession):
         data = {"agent_id": effect.agent_id, "sprint_code": effect.sprint_code, "task_code": effect.task_code}
         return sessions.apply_start(session, data, ctx, clock, effect.reason)[1]
+    if isinstance(effect, CallWebhook):
+        raise TypeError("a webhook is delivered by its own job, never applied inline")
     row = load(session, effect.entity_type, effect.code, lock=True)
     if _live_state(effect.entity_type, row) is None:
         raise NotFound(f"no {effect.entity_type} with code {effect.code!r}")
@@ -106,7 +108,7 @@ def apply_effect(session: Session, effect: Effect, ctx: ChangeContext, clock: Cl
     return append(session, repo.stream_of(effect.entity_type, row), [planned], meta, clock())
 
 
-def apply_effects(session: Session, effects: list[Effect], ctx: ChangeContext, clock: Clock) -> list[Event]:
+def apply_effects(session: Session, effects: Sequence[Effect], ctx: ChangeContext, clock: Clock) -> list[Event]:
     return [row for effect in effects for row in apply_effect(session, effect, ctx, clock)]
 
 

@@ -15,27 +15,32 @@ from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.paging import trim_page
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
-from app.services import rule_effects, rule_registry
+from app.services import backtest as backtesting
+from app.services import rule_effects, rule_facts, rule_registry, rule_secrets, webhooks
 from app.services.context import ChangeContext
+from app.services.queries import EventFilter
+from app.services.webhooks import Policy
 from app.store.event_store import envelope
 from app.store.tables import Event, Rule, RuleRun
 from app.store.uow import UnitOfWork
 
-RUN_STATUSES = ("succeeded", "skipped", "failed", "dead", "loop", "undone")
+RUN_STATUSES = ("succeeded", "skipped", "failed", "dead", "loop", "undone", "delivering")
 BUILTIN_MUTABLE = frozenset({"enabled"})
+NO_WEBHOOKS = Policy()
 Page = tuple[list[dict[str, Any]], int | None]
 
 
 def rule_body(row: Rule) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "description": row.description, "trigger": row.trigger,
-            "action": row.action, "enabled": row.enabled, "builtin": row.builtin,
+            "action": rule_secrets.redacted(row.action), "enabled": row.enabled, "builtin": row.builtin,
             "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
 
 
-def run_body(run: RuleRun, rule_name: str) -> dict[str, Any]:
+def run_body(run: RuleRun, rule_name: str, delivery: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"id": run.id, "rule_id": run.rule_id, "rule_name": rule_name, "event_id": run.event_id,
             "status": run.status, "attempts": run.attempts, "effects": list(run.effects or []),
-            "error": run.error, "created_at": iso(run.created_at), "finished_at": iso(run.finished_at)}
+            "error": run.error, "reason": run.reason, "delivery": delivery,
+            "created_at": iso(run.created_at), "finished_at": iso(run.finished_at)}
 
 
 def _seeded(uow: UnitOfWork, clock: Clock) -> Session:
@@ -52,13 +57,14 @@ def _find(session: Session, rule_id: int, *, lock: bool = False) -> Rule:
     return row
 
 
-def _validated(data: dict[str, Any]) -> dict[str, Any]:
+def _validated(data: dict[str, Any], policy: Policy) -> dict[str, Any]:
     """Triggers and actions are checked by the domain; stored in their normalised form."""
     checked = dict(data)
     if "trigger" in data:
         checked["trigger"] = parse_trigger(data["trigger"]).as_dict()
     if "action" in data:
         checked["action"] = parse_action(data["action"], rule_registry.user_actions()).as_dict()
+        rule_secrets.check_destination(checked["action"], policy.allowed_hosts)
     return checked
 
 
@@ -79,8 +85,8 @@ def get_rule(rule_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
         return rule_body(_find(_seeded(uow, clock), rule_id))
 
 
-def create_rule(data: dict[str, Any], uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
-    checked = _validated(data)
+def create_rule(data: dict[str, Any], uow: UnitOfWork, clock: Clock, policy: Policy = NO_WEBHOOKS) -> dict[str, Any]:
+    checked = _validated(data, policy)
     with uow:
         session = _seeded(uow, clock)
         if session.scalars(select(Rule.id).where(Rule.name == checked["name"])).first() is not None:
@@ -96,14 +102,22 @@ def create_rule(data: dict[str, Any], uow: UnitOfWork, clock: Clock) -> dict[str
         return rule_body(row)
 
 
-def update_rule(rule_id: int, patch: dict[str, Any], uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
-    """Enable, disable, or (for user rules) redefine; a built-in rule can only be switched."""
-    checked = _validated(patch)
+def update_rule(rule_id: int, patch: dict[str, Any], uow: UnitOfWork, clock: Clock,
+                policy: Policy = NO_WEBHOOKS) -> dict[str, Any]:
+    """Enable, disable, or (for user rules) redefine; a built-in rule can only be switched.
+
+    A webhook's secret is write-only: a patch without one keeps the stored one,
+    a patch with a new one rotates it (the old one signs too for the rotation window).
+    """
     with uow:
         row = _find(_seeded(uow, clock), rule_id, lock=True)
+        patch = rule_secrets.with_kept_secret(patch, row.action)
+        checked = _validated(patch, policy)
         if row.builtin and set(checked) - BUILTIN_MUTABLE:
             raise Conflict("a built-in rule can only be enabled or disabled",
                            {name: ["read-only on a built-in rule"] for name in sorted(set(checked) - BUILTIN_MUTABLE)})
+        if "action" in checked:
+            checked["action"] = rule_secrets.rotated(checked["action"], row.action, clock(), policy.rotation_window)
         for name, value in checked.items():
             setattr(row, name, value)
         row.updated_at = clock()
@@ -151,7 +165,8 @@ def list_runs(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWor
                 return [], None
         rows, last = trim_page(list(session.execute(stmt.order_by(RuleRun.id).limit(limit + 1))), limit,
                                lambda r: r[0].id)
-        return [run_body(run, name) for run, name in rows], last
+        deliveries = webhooks.attempts_of(session, [run.id for run, _ in rows])
+        return [run_body(run, name, deliveries.get(run.id)) for run, name in rows], last
 
 
 def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: int) -> str | None:
@@ -164,18 +179,17 @@ def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: i
 
 
 def _plan(session: Session, rule_def: RuleDef, seen: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The effects the worker would apply now, from current state read without locks."""
+    """The effects the worker would plan: from the state as of the event's place in the log."""
     action = rule_registry.actions().get(rule_def.action.name)
     if action is None:
         return "unknown_action", []
-    params = rule_def.action.params
-    facts = rule_effects.gather_facts(session, seen, action.needs(params), lock=False)
-    planned = [effect.describe() for effect in action.plan(seen, params, facts)]
-    return ("would_apply" if planned else "nothing_to_do"), planned
+    planned, _ = rule_facts.plan_as_of(rule_facts.DatabaseStates(session), action, rule_def.action.params, seen)
+    described = [effect.describe() for effect in planned]
+    return ("would_apply" if described else "nothing_to_do"), described
 
 
 def dry_run(rule_id: int, event_ref: int | str, uow: UnitOfWork, depth_limit: int) -> dict[str, Any]:
-    """Would the rule fire on this event, and what would it change? Reads current state; writes nothing."""
+    """Would the rule fire on this event, and what would it change, judged as of the event? Writes nothing."""
     with uow:
         session = uow.session
         rule_def = rule_registry.to_def(_find(session, rule_id))
@@ -204,6 +218,8 @@ def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> 
         if run.status != "succeeded":
             raise Conflict(f"only a succeeded run can be undone; this one is {run.status}",
                            {"status": [run.status]})
+        if webhooks.attempts_of(session, [run.id]):
+            raise Conflict("a delivered webhook cannot be taken back", {"status": ["webhook run"]})
         trigger = session.get(Event, run.event_id)
         if trigger is not None:
             chain = (*ctx.correlation_chain, trigger.correlation_id, *(trigger.correlation_chain or []))
@@ -214,3 +230,27 @@ def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> 
         uow.commit()
         name = session.get(Rule, run.rule_id)
         return {"run": run_body(run, name.name if name else ""), "events": [envelope(r) for r in produced]}
+
+
+def redeliver_run(run_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    """Send a webhook run's delivery again, with a fresh retry window; 409 while it is still being delivered."""
+    with uow:
+        session = uow.session
+        run = session.get(RuleRun, run_id, with_for_update=True)
+        if run is None:
+            raise NotFound(f"no rule run with id {run_id}")
+        delivery_id = webhooks.restart(session, run, clock)
+        uow.pending_deliveries.append(delivery_id)
+        uow.commit()
+        rule = session.get(Rule, run.rule_id)
+        return run_body(run, rule.name if rule else "", webhooks.attempts_of(session, [run.id]).get(run.id))
+
+
+def backtest(rule_id: int | None, draft: dict[str, Any] | None, flt: EventFilter, after: int, limit: int,
+             uow: UnitOfWork, depth_limit: int) -> dict[str, Any]:
+    """A stored rule by id, or a draft body checked like ``POST /rules``, judged over a window."""
+    if draft is not None:
+        return backtesting.backtest(backtesting.draft_rule(draft), flt, after, limit, uow, depth_limit)
+    with uow:
+        rule = backtesting.stored_rule(uow.session, int(rule_id or 0))
+    return backtesting.backtest(rule, flt, after, limit, uow, depth_limit)

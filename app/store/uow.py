@@ -21,15 +21,19 @@ class UnitOfWork:
     delivers later.
     """
 
-    def __init__(self, factory: sessionmaker[Session], dispatcher: Dispatcher | None = None) -> None:
+    def __init__(self, factory: sessionmaker[Session], dispatcher: Dispatcher | None = None,
+                 deliverer: Dispatcher | None = None) -> None:
         self._factory = factory
         self._dispatcher = dispatcher
+        self._deliverer = deliverer
         self.pending_dispatch: list[int] = []
+        # Webhook deliveries committed by this unit of work, handed to their own queue after commit.
+        self.pending_deliveries: list[int] = []
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()
-        self.pending_dispatch = []
+        self.pending_dispatch, self.pending_deliveries = [], []
         return self
 
     def __exit__(
@@ -51,3 +55,9 @@ class UnitOfWork:
                 self._dispatcher(ids)
             except Exception:  # noqa: BLE001 - the outbox sweep is the guarantee
                 log.warning("dispatch after commit failed; the outbox sweep will retry", exc_info=True)
+        deliveries, self.pending_deliveries = self.pending_deliveries, []
+        if deliveries and self._deliverer is not None:
+            try:
+                self._deliverer(deliveries)
+            except Exception:  # noqa: BLE001 - the delivery sweep is the guarantee
+                log.warning("webhook hand-off after commit failed; the delivery sweep will retry", exc_info=True)

@@ -1,7 +1,7 @@
 """token lifecycle: name, prefix, expiry, last use, per-token rates, and the revocation epoch
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 22:00:00
 
 ``token_epoch`` holds one row whose counter each revocation raises in the same

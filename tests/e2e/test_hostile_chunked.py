@@ -41,9 +41,9 @@ def test_chunked_bodies_are_checked_and_bounded_and_an_over_long_request_line_is
     too_big = b'{"task_code": "T-C", "title": "' + b"x" * (1024 * 1024) + b'"}'
     response = requests.post(f"{api}/tasks", data=chunks(too_big, 65536), headers=headers, timeout=30)
     assert response.status_code == 413 and response.headers["Content-Type"] == "application/problem+json"
-    # nothing written: no task event (issuing the CLI token above recorded its own event)
-    assert requests.get(f"{api}/events", params={"type": "orchestration.task.*"}, headers=headers,
-                        timeout=30).json()["items"] == []
+    assert requests.get(f"{api}/tasks/T-C", headers=headers, timeout=30).status_code == 404
+    written = requests.get(f"{api}/events", params={"type": "orchestration.task.*"}, headers=headers, timeout=30)
+    assert written.json()["items"] == []
     fine = requests.post(f"{api}/tasks", data=chunks(b'{"task_code": "T-C", "title": "t"}', 8), headers=headers,
                          timeout=30)
     assert fine.status_code == 201

@@ -98,8 +98,9 @@ class RabbitVhost:
 class Worker:
     """``celery -A workers worker`` in its own process group, so SIGKILL takes its pool children too."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, args: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.args = args
         self.env = env
         self.log = log_dir / f"worker-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -111,7 +112,7 @@ class Worker:
             self.process = subprocess.Popen(
                 [str(BIN / "celery"), "-A", "workers", "worker", "--loglevel=INFO", "--concurrency=2",
                  "-n", f"{self.name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
-                 "--without-heartbeat"],
+                 "--without-heartbeat", *self.args],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: self._exited() or " ready." in self.output(), 30, f"worker {self.name} to be ready", 0.1)
         if self._exited():

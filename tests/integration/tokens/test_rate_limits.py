@@ -77,7 +77,7 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-def principal(token_id: int, writes: float) -> Principal:
+def principal(token_id: int, writes: float | None) -> Principal:
     return Principal("agent:x", "writer", token_id, None, writes, None)
 
 
@@ -120,3 +120,9 @@ def test_a_clock_set_back_neither_empties_a_bucket_nor_stops_revocation_checks(a
     assert api.delete(f"/tokens/{created['id']}").status_code == 204
     with freeze_time("2031-01-01"):
         assert api.get("/sprints", role=None, headers=bearer(created["token"])).status_code == 401
+
+
+def test_a_global_rate_of_zero_means_no_limit_but_a_token_of_its_own_keeps_its_limit() -> None:
+    limiter = RequestLimiter(Settings(database_url="sqlite:///x.db", rate_limit_writes=0, rate_limit_burst=1))
+    assert all(limiter.admit(principal(1, None), write=True) == 0.0 for _ in range(500))
+    assert [limiter.admit(principal(2, 0.01), write=True) > 0 for _ in range(2)] == [False, True]
