@@ -2,6 +2,15 @@
 
 The app is not preloaded, so each worker process builds its own engine after
 the fork and no database connection is ever shared across processes.
+
+Web tier (issue 14): gevent workers. A thread-per-connection worker (gthread)
+hands a thread to each accepted socket, so 20 clients trickling their headers
+or 200 open event streams exhaust it; a gevent worker parks each idle or slow
+connection as a cheap greenlet. psycopg 3 (>= 3.1.14) and redis-py cooperate
+with gevent's patched sockets; SQLite calls are short and never wait on a
+greenlet of the same process. ``GUNICORN_WORKER_CLASS=gthread`` restores the
+old behaviour. Import no app module here: this file is read before gevent
+patches the standard library.
 """
 
 import json
@@ -13,8 +22,9 @@ from gunicorn import util
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"  # threads keep Server-Sent Events streams from starving the pool
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))  # per gevent worker
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))  # gthread only
 timeout = 60
 graceful_timeout = 8  # under make run's 10 s before SIGKILL (app/procfile.py)
 accesslog = None  # the app logs one structured line per request (app/api/observe.py)

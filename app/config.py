@@ -64,6 +64,22 @@ class Settings:
     webhook_connect_timeout: float = 5.0
     webhook_read_timeout: float = 10.0
     webhook_rotation_window: float = 24 * 3600.0
+    # Live event stream (GET /events/stream): heartbeat comment period, longest
+    # connection (the client resumes with Last-Event-ID), open streams per token,
+    # how often a process re-reads the log when no pub/sub wakes it, ticket life.
+    stream_heartbeat: float = 15.0
+    stream_max_seconds: float = 300.0
+    stream_max_per_token: int = 5
+    stream_poll_interval: float = 0.5
+    stream_ticket_ttl: float = 30.0
+    stream_slot_dir: str = str(DEFAULT_DATA_DIR / "streams")
+
+    @property
+    def pubsub_redis_url(self) -> str | None:
+        """REDIS_URL, or else the broker's Redis when the broker is one."""
+        if self.redis_url:
+            return self.redis_url
+        return self.celery_broker_url if self.celery_broker_url.startswith(("redis://", "rediss://")) else None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -112,6 +128,7 @@ class Settings:
             token_epoch_poll=float(env.get("ORCH_TOKEN_EPOCH_POLL", base.token_epoch_poll)),
             token_last_used_every=float(env.get("ORCH_TOKEN_LAST_USED_EVERY", base.token_last_used_every)),
             **_webhook_settings(env, base),
+            **_stream_settings(env, base),
         )
 
 
@@ -142,4 +159,15 @@ def _webhook_settings(env: dict[str, str], base: Settings) -> dict[str, Any]:
         "webhook_connect_timeout": seconds("ORCH_WEBHOOK_CONNECT_TIMEOUT", base.webhook_connect_timeout),
         "webhook_read_timeout": seconds("ORCH_WEBHOOK_READ_TIMEOUT", base.webhook_read_timeout),
         "webhook_rotation_window": seconds("ORCH_WEBHOOK_ROTATION_WINDOW", base.webhook_rotation_window),
+    }
+
+
+def _stream_settings(env: dict[str, str], base: Settings) -> dict[str, Any]:
+    return {
+        "stream_heartbeat": float(env.get("ORCH_STREAM_HEARTBEAT", base.stream_heartbeat)),
+        "stream_max_seconds": float(env.get("ORCH_STREAM_MAX_SECONDS", base.stream_max_seconds)),
+        "stream_max_per_token": int(env.get("ORCH_STREAM_MAX_PER_TOKEN", base.stream_max_per_token)),
+        "stream_poll_interval": float(env.get("ORCH_STREAM_POLL_INTERVAL", base.stream_poll_interval)),
+        "stream_ticket_ttl": float(env.get("ORCH_STREAM_TICKET_TTL", base.stream_ticket_ttl)),
+        "stream_slot_dir": env.get("ORCH_STREAM_SLOT_DIR", base.stream_slot_dir),
     }

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.domain.clock import Clock, utc_now
 from app.services.rate_limit import RequestLimiter
 from app.services.token_cache import TokenVerifier
+from app.store.bell import Bell, ring_after_commit
 from app.store.database import make_engine, session_factories
 from app.store.snapshots import SNAPSHOT_EVERY
 from app.store.tables import Event
@@ -31,6 +32,7 @@ class Runtime:
     clock: Clock = field(default=utc_now)
     dispatcher: Dispatcher | None = None
     deliverer: Dispatcher | None = None
+    bell: Bell = field(default_factory=Bell)  # rings after commits that appended events (live stream)
     tokens: TokenVerifier = field(init=False)
     limiter: RequestLimiter = field(init=False)
 
@@ -47,7 +49,9 @@ class Runtime:
         writer, reader = session_factories(engine)
         writer.configure(info={SNAPSHOT_EVERY: settings.snapshot_every})
         count_committed_events(writer)
-        return cls(settings=settings, engine=engine, writer=writer, reader=reader)
+        bell = Bell(settings.pubsub_redis_url)
+        ring_after_commit(writer, bell)
+        return cls(settings=settings, engine=engine, writer=writer, reader=reader, bell=bell)
 
     def uow(self) -> UnitOfWork:
         """A writing unit of work whose commit nudges the relay."""

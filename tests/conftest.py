@@ -61,6 +61,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "dispatch_after_commit": False,
         "rate_limit_writes": UNREACHED_RATE,
         "rate_limit_reads": UNREACHED_RATE,
+        "stream_slot_dir": str(tmp_path / "streams"),
     }
     return Settings(**{**options, **overrides})
 
@@ -71,6 +72,8 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
     runtime = flask_app.extensions["orchestration"]
     wipe(runtime.engine)
     yield flask_app
+    if "orchestration_stream_hub" in flask_app.extensions:  # a test opened an event stream
+        flask_app.extensions["orchestration_stream_hub"].stop()
     runtime.engine.dispose()
 
 

@@ -28,7 +28,7 @@ def init_api(app: Flask) -> None:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",  # served from the swagger-ui-bundle package (app/api/console.py)
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
@@ -39,12 +39,15 @@ def init_api(app: Flask) -> None:
     api = OrchestrationApi(app)
     api.register_converter(guards.IntId, guards.id_schema)
     api.register_converter(guards.BigIntId, guards.id_schema)
-    from app.api import aggregation, auth, events, health, ops, replay, rules, sessions, tokens, tracked
+    from app.api import aggregation, auth, console, events, health, ops, replay, rules, sessions, stream, tokens, tracked
 
     for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp,
                 ops.blp):
         api.register_blueprint(blp)
     api.register_blueprint(tokens.blp)
+    api.register_blueprint(stream.blp)
+    api.register_blueprint(console.blp)
+    app.register_blueprint(console.assets)
     _document_errors_as_problems(api)
     auth.document_rate_limit(api)
     app.before_request(_bind_request_ids)

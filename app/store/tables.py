@@ -286,3 +286,15 @@ class ArchiveManifest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+
+
+class StreamTicket(Base):
+    """A short-lived, single-use pass to open one event stream (browsers' EventSource cannot send headers)."""
+
+    __tablename__ = "stream_tickets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

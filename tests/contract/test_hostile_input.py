@@ -87,7 +87,7 @@ class Target:
 
 @pytest.fixture
 def target(pg_url: str, tmp_path: Path) -> Iterator[Target]:
-    app = create_app(make_settings(pg_url, tmp_path))
+    app = create_app(make_settings(pg_url, tmp_path, stream_max_seconds=0.0))  # streams answer, then end
     runtime = app.extensions["orchestration"]
     wipe(runtime.engine)
     issued = {role: tokens.create_token(f"user:{role}", role, runtime.uow(), runtime.clock) for role in tokens.ROLES}
@@ -105,6 +105,8 @@ def target(pg_url: str, tmp_path: Path) -> Iterator[Target]:
               "event_id": str(api.events()[0]["id"]), "rule_id": str(rule.get_json()["id"]), "run_id": "1"}
     spec = app.test_client().get("/openapi.json").get_json()
     yield Target(app, api, values, spec)
+    if "orchestration_stream_hub" in app.extensions:
+        app.extensions["orchestration_stream_hub"].stop()
     runtime.engine.dispose()
 
 
@@ -276,6 +278,10 @@ def found_nothing(response: Any) -> bool:
     if not 200 <= response.status_code < 300:
         return False
     if response.mimetype == "text/plain":  # /metrics: Prometheus text, whatever the query or body
+        return True
+    if response.mimetype == "text/event-stream":  # a stream that matched no event
+        return "\nid: " not in "\n" + response.get_data(as_text=True)
+    if response.mimetype == "text/html":  # a static page (the console) reads nothing of the request
         return True
     body = response.get_json(silent=True) or {}
     counts = [b["count"] for b in body.get("buckets", [{"count": 1}])]

@@ -26,11 +26,14 @@ EXAMPLES = 40
 
 @pytest.fixture
 def fuzz_app(pg_url: str, tmp_path: Path) -> Iterator[Flask]:
-    flask_app = create_app(make_settings(pg_url, tmp_path))
+    # Streams end at once here: a generated request must be answered, not followed forever.
+    flask_app = create_app(make_settings(pg_url, tmp_path, stream_max_seconds=0.0))
     runtime = flask_app.extensions["orchestration"]
     wipe(runtime.engine)
     flask_app.config["FUZZ_TOKEN"] = tokens.create_token("user:fuzz", "admin", runtime.uow(), runtime.clock)
     yield flask_app
+    if "orchestration_stream_hub" in flask_app.extensions:  # the stream follower started by a fuzzed stream
+        flask_app.extensions["orchestration_stream_hub"].stop()
     runtime.engine.dispose()
 
 

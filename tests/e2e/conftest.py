@@ -71,3 +71,27 @@ def gunicorn_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str
     finally:
         process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
         process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def sqlite_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """(base URL, environment) of the zero-config web process: real gunicorn with the project's
+    ``gunicorn.conf.py`` on a migrated SQLite file, no broker, no Redis. Shared by the tests of
+    the session that use it (they write under codes of their own)."""
+    from tests.support import sqlite_database
+
+    tmp_path = tmp_path_factory.mktemp("zero-config")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": sqlite_database(tmp_path), "PORT": str(port),
+           "ARCHIVE_DIR": str(tmp_path / "archive"), "ORCH_BROKER_DIR": str(tmp_path / "broker"),
+           "ORCH_STREAM_SLOT_DIR": str(tmp_path / "streams"), "ORCH_DISPATCH_AFTER_COMMIT": "0"}
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen([str(BIN / "gunicorn"), "app:create_app()"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base, process)
+        yield base, env
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)

@@ -20,7 +20,7 @@ def required_role(method: str, rule: str) -> str:
     """CONTRACT §1: reader for every GET, writer for changes, admin for rules, replay and tokens."""
     if rule.startswith("/api/orchestration/tokens"):
         return "admin"  # token management: every method
-    if method == "GET":
+    if method == "GET" or rule == "/api/orchestration/events/stream/tickets":  # a ticket is for reading
         return "reader"
     if rule.startswith("/api/orchestration/rules"):
         return "admin"

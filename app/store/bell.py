@@ -1,0 +1,102 @@
+"""The after-commit bell: tell stream followers that the log grew, without carrying events.
+
+The bell only wakes; followers always read the log itself (commit-safe, by
+id), so a lost or duplicated ring costs latency, never correctness. It rings
+after every commit that inserted events, whichever use case or process made
+it: in-process listeners directly, other processes through Redis pub/sub
+when Redis is configured (else they poll).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.store.tables import Event
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "orchestration:events:committed"
+_APPENDED = "orchestration_events_appended"
+Listener = Callable[[], None]
+
+
+class Bell:
+    """In-process listeners plus, optionally, a Redis channel shared by every process."""
+
+    def __init__(self, redis_url: str | None = None) -> None:
+        self.redis_url = redis_url
+        self._listeners: list[Listener] = []
+        self._redis: Any = None
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def ring(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+        if self.redis_url:
+            self._publish()
+
+    def _publish(self) -> None:
+        try:
+            if self._redis is None:
+                import redis
+
+                self._redis = redis.Redis.from_url(str(self.redis_url), socket_connect_timeout=1, socket_timeout=1)
+            self._redis.publish(CHANNEL, b"1")
+        except Exception:  # noqa: BLE001 - followers poll too; a write never fails for the bell
+            log.warning("could not publish the stream wake-up", exc_info=True)
+            self._redis = None
+
+    def listen_forever(self, on_ring: Listener, stopped: Callable[[], bool] = lambda: False) -> None:
+        """Call ``on_ring`` for every ring from any process; reconnects after failures."""
+        import redis
+
+        while not stopped():
+            try:
+                client = redis.Redis.from_url(str(self.redis_url), socket_connect_timeout=2, health_check_interval=30)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                on_ring()  # anything committed while we were not subscribed
+                for _message in pubsub.listen():
+                    on_ring()
+            except Exception:  # noqa: BLE001 - Redis restarts must not end the follower
+                log.warning("stream wake-up subscription lost; retrying", exc_info=True)
+                time.sleep(1.0)
+
+
+def ring_after_commit(factory: sessionmaker[Session], bell: Bell) -> None:
+    """Ring the bell after each commit of a session from ``factory`` that inserted events."""
+
+    @event.listens_for(factory, "after_flush")
+    def _note(session: Session, _context: Any) -> None:
+        if any(isinstance(obj, Event) for obj in session.new):
+            session.info[_APPENDED] = True
+
+    @event.listens_for(factory, "do_orm_execute")
+    def _note_bulk(state: Any) -> None:  # events inserted with insert(Event) rather than session.add
+        if state.is_insert and getattr(getattr(state.statement, "table", None), "name", None) == Event.__tablename__:
+            state.session.info[_APPENDED] = True
+
+    @event.listens_for(factory, "after_commit")
+    def _ring(session: Session) -> None:
+        if session.info.pop(_APPENDED, False):
+            bell.ring()
+
+    @event.listens_for(factory, "after_rollback")
+    def _forget(session: Session) -> None:
+        session.info.pop(_APPENDED, None)
+
+
+def start_daemon(target: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread (a greenlet under gevent's monkey-patching)."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
