@@ -39,7 +39,20 @@ def init_api(app: Flask) -> None:
     api = OrchestrationApi(app)
     api.register_converter(guards.IntId, guards.id_schema)
     api.register_converter(guards.BigIntId, guards.id_schema)
-    from app.api import aggregation, auth, console, events, health, ops, replay, rules, sessions, stream, tokens, tracked
+    from app.api import (
+        aggregation,
+        auth,
+        console,
+        events,
+        health,
+        ops,
+        replay,
+        rules,
+        sessions,
+        stream,
+        tokens,
+        tracked,
+    )
 
     for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp,
                 ops.blp):
