@@ -112,9 +112,10 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshRun]:
 # Each call of the README's curl is recorded with its status; bodies still flow to pipes ($(... | jq)).
 CURL_RECORDER = """
 curl() {
-  local body status args="$*"
+  local body status args="$*" limit=30
+  [[ " $* " == *" -N "* ]] && limit=2  # a live stream (curl -N) answers 200, then is read for 2 s
   body=$(mktemp)
-  status=$(command curl -sS -o "$body" -w '%{http_code}' "$@")
+  status=$(command curl -sS --max-time "$limit" -o "$body" -w '%{http_code}' "$@")
   printf '%s\t%s\n' "$status" "${args//$'\n'/ }" >> "$CALLS"
   cat "$body"; rm -f "$body"
 }
