@@ -36,7 +36,7 @@ lint: install
 	$(VENV)/bin/mypy app workers
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench fair
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -17,7 +17,18 @@ from app.domain.clock import iso, utc_now
 from app.domain.errors import DomainError
 from app.domain.retention import DEFAULT_BATCH_SIZE
 from app.domain.timeparse import parse_age, parse_instant
-from app.services import archive, archive_purge, integrity, queries, rules_admin, tokens
+from app.services import (
+    archive,
+    archive_purge,
+    forensics_text,
+    integrity,
+    queries,
+    rules_admin,
+    session_report,
+    session_revert,
+    tokens,
+)
+from app.services.context import ChangeContext
 
 cli = AppGroup("orchestration", help="Operator commands for the orchestration service.")
 
@@ -215,6 +226,44 @@ def verify_chain(correlation_id: str | None, everything: bool) -> None:
         click.echo(f"  … and {len(problems) - VERIFY_SHOWN} more")
     if problems:
         raise click.ClickException(f"chain broken; first broken event: {integrity.describe(problems[0])}")
+
+
+CLI_REPORT_LIMIT = 1000
+
+
+@cli.command("session-report")
+@click.argument("key")
+def session_report_command(key: str) -> None:
+    """What an agent session did, what it was refused, and what it set off (human-readable)."""
+    rt = _runtime()
+    try:
+        report = session_report.report(key, None, CLI_REPORT_LIMIT, rt.read_uow(), rt.clock)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    for line in forensics_text.report_lines(report):
+        click.echo(line)
+
+
+@cli.command("revert-session")
+@click.argument("key")
+@click.option("--apply", "apply_", is_flag=True, help="Write the compensating changes (default: dry run).")
+@click.option("--force", is_flag=True, help="Also revert fields others changed since the session.")
+@click.option("--include-automation", is_flag=True, help="Also revert what the session's rules changed.")
+@click.option("--trigger-rules", is_flag=True, help="Let rules react to the compensating changes.")
+@click.option("--actor", default="system:cli", show_default=True, help="Actor of the compensating events.")
+def revert_session_command(key: str, apply_: bool, force: bool, include_automation: bool, trigger_rules: bool,
+                           actor: str) -> None:
+    """Put every field the session changed back to its value before the session; conflicts are listed."""
+    rt = _runtime()
+    options = session_revert.RevertOptions(dry_run=not apply_, include_automation=include_automation,
+                                           force=force, trigger_rules=trigger_rules)
+    try:
+        result = session_revert.revert(key, options, ChangeContext(actor=actor),
+                                       rt.uow() if apply_ else rt.read_uow(), rt.clock)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    for line in forensics_text.revert_lines(result):
+        click.echo(line)
 
 
 @cli.command("backtest-rule")

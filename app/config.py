@@ -49,6 +49,7 @@ class Settings:
     worker_metrics_port: int | None = None
     worker_metrics_addr: str = "127.0.0.1"
     pgbouncer: bool = False
+    outbox_max_deliveries: int = 5
     # Tokens (issue 17): per-token request rates (token bucket), burst in seconds' worth of the rate,
     # how often a process re-reads the revocation epoch, and how often last_used_at may be written.
     rate_limit_writes: float = 50.0
@@ -122,6 +123,7 @@ class Settings:
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
             **_operations(env, base),
+            outbox_max_deliveries=max(1, int(env.get("ORCH_OUTBOX_MAX_DELIVERIES", base.outbox_max_deliveries))),
             rate_limit_writes=float(env.get("ORCH_RATE_LIMIT_WRITES", base.rate_limit_writes)),
             rate_limit_reads=float(env.get("ORCH_RATE_LIMIT_READS", base.rate_limit_reads)),
             rate_limit_burst=float(env.get("ORCH_RATE_LIMIT_BURST", base.rate_limit_burst)),

@@ -3,8 +3,8 @@
 Used by the EXPLAIN test and the aggregation benchmark. Rows are valid for every
 query (entities exist, sequences are gap-free per stream, rollups match the log
 exactly), but hashes are placeholders: this data is for plans and timings only.
-The oldest fifth is marked archived, with its rollup counts moved the way the
-archiver moves them.
+The oldest fifth is archived (moved to the archive table's monthly partitions),
+with its rollup counts moved the way the archiver moves them.
 """
 
 from __future__ import annotations
@@ -97,6 +97,20 @@ FROM orchestration_events GROUP BY 1, 2, 3, 4, 5
 """
 
 
+# Archived rows leave the hot table for the archive's monthly partitions, as the archiver moves them.
+MOVE_ARCHIVED = [
+    """DO $$ DECLARE m timestamp; BEGIN
+         FOR m IN SELECT DISTINCT date_trunc('month', emitted_at AT TIME ZONE 'UTC')
+                  FROM orchestration_events WHERE archived_at IS NOT NULL LOOP
+           EXECUTE format('CREATE TABLE IF NOT EXISTS orchestration_events_archive_%s PARTITION OF '
+                          'orchestration_events_archive FOR VALUES FROM (%L) TO (%L)', to_char(m, 'YYYYMM'),
+                          m AT TIME ZONE 'UTC', (m + interval '1 month') AT TIME ZONE 'UTC');
+         END LOOP; END $$""",
+    "INSERT INTO orchestration_events_archive SELECT * FROM orchestration_events WHERE archived_at IS NOT NULL",
+    "DELETE FROM orchestration_events WHERE archived_at IS NOT NULL",
+]
+
+
 def generate(connection: Connection, shape: Shape = Shape()) -> None:
     """Fill an empty, migrated PostgreSQL database; the caller commits and ANALYZEs."""
     params = {
@@ -107,3 +121,5 @@ def generate(connection: Connection, shape: Shape = Shape()) -> None:
         connection.execute(text(statement), params)
     connection.execute(text(EVENTS), params)
     connection.execute(text(ROLLUPS))
+    for statement in MOVE_ARCHIVED:
+        connection.execute(text(statement))

@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +59,7 @@ TABLES_IN_DELETE_ORDER = (
     "orchestration_event_rollups",
     "orchestration_snapshots",
     "orchestration_archive_manifests",
+    "orchestration_events_archive",
     "orchestration_events",
     "agent_sessions",
     "signals",
@@ -148,3 +149,19 @@ class Api:
             if not body["next"]:
                 return items
             params["after"] = body["next"]
+
+
+def move_marked_to_archive(runtime: Any) -> None:
+    """Rows a test stamped ``archived_at`` in place go where the archiver puts them: the archive table."""
+    from app.store import archive_partitions
+    from app.store.tables import EVENTS_ARCHIVE, Event
+
+    with runtime.uow() as uow:
+        session = uow.session
+        stamps = session.scalars(select(Event.emitted_at).where(Event.archived_at.is_not(None)))
+        archive_partitions.ensure(session, list(stamps))
+        columns = ", ".join(c.name for c in Event.__table__.columns)
+        session.execute(text(f"INSERT INTO {EVENTS_ARCHIVE.name} ({columns}) SELECT {columns} "
+                             "FROM orchestration_events WHERE archived_at IS NOT NULL"))
+        session.execute(text("DELETE FROM orchestration_events WHERE archived_at IS NOT NULL"))
+        uow.commit()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from app.relay import EVALUATE, SWEEP
-from app.services import automation, outbox
+from app.services import automation, dead_letter, outbox
 from workers.celery_app import celery, relay, runtime, settings
+
+log = logging.getLogger(__name__)
 
 RETRY = {
     "acks_late": True,
@@ -20,10 +23,17 @@ RETRY = {
 
 @celery.task(name=EVALUATE, bind=True, max_retries=settings.automation_max_retries, **RETRY)
 def evaluate(self: Any, event_ids: list[int]) -> None:
-    """Run every matching rule for these events; safe to deliver twice."""
+    """Run every matching rule for these events; safe to deliver twice. Events that failed (not
+    transiently) are sent again after a backoff until dead-lettered (ORCH_OUTBOX_MAX_DELIVERIES)."""
     rt = runtime()
-    automation.evaluate_events(event_ids, rt.uow(), rt.clock, depth_limit=rt.settings.causation_depth_limit,
-                               final=self.request.retries >= self.max_retries)
+    again = dead_letter.evaluate_guarded(event_ids, rt.uow(), rt.clock, depth_limit=rt.settings.causation_depth_limit,
+                                         final=self.request.retries >= self.max_retries,
+                                         max_deliveries=rt.settings.outbox_max_deliveries)
+    if again:
+        try:
+            self.apply_async(args=[sorted(again)], countdown=dead_letter.backoff(max(again.values())))
+        except Exception:  # noqa: BLE001 - the outbox sweep re-sends them
+            log.warning("could not re-send failed events %s; the sweep will", sorted(again), exc_info=True)
 
 
 @celery.task(name=SWEEP, max_retries=3, **RETRY)

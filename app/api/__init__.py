@@ -48,6 +48,7 @@ def init_api(app: Flask) -> None:
         ops,
         replay,
         rules,
+        session_forensics,
         sessions,
         stream,
         tokens,
@@ -61,6 +62,7 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(stream.blp)
     api.register_blueprint(console.blp)
     app.register_blueprint(console.assets)
+    api.register_blueprint(session_forensics.blp)
     _document_errors_as_problems(api)
     auth.document_rate_limit(api)
     app.before_request(_bind_request_ids)

@@ -40,6 +40,8 @@ class StatsOut(Schema):
     total = fields.Integer()
     by_type = fields.Dict(keys=fields.String(), values=fields.Integer())
     by_actor = fields.Dict(keys=fields.String(), values=fields.Integer())
+    by_actor_kind = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                                metadata={"description": "user, agent, automation, other"})
     by_entity_type = fields.Dict(keys=fields.String(), values=fields.Integer())
     by_day = fields.Dict(keys=fields.String(), values=fields.Integer())
 

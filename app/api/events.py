@@ -16,7 +16,8 @@ from app.services import external_events, queries
 blp = Blueprint("events", __name__, url_prefix="/api/orchestration/events",
                 description="The append-only event log.")
 EventPage = s.page_of(s.EventOut)
-FILTER_FIELDS = ("type", "entity_type", "entity_code", "actor", "session_key", "start", "end", "include_archived")
+FILTER_FIELDS = ("type", "entity_type", "entity_code", "actor", "session_key", "start", "end", "include_archived",
+                 "actor_kind")
 
 
 def event_filter(args: dict[str, Any]) -> queries.EventFilter:

@@ -53,4 +53,5 @@ def replay_chain(body: dict[str, Any]) -> dict[str, Any]:
     drifted sprints and tasks with compensating events (409 when the chain does not validate)."""
     dry_run = body["dry_run"]
     return service.replay_events(str(body["correlation_id"]), read_uow() if dry_run else uow(),
-                                 dry_run=dry_run, ctx=change_context(), clock=runtime().clock)
+                                 dry_run=dry_run, ctx=change_context(), clock=runtime().clock,
+                                 trigger_rules=body["trigger_rules"])

@@ -24,6 +24,8 @@ class HistoryQuery(PageArgs):
 class ReplayBody(Schema):
     correlation_id = fields.UUID(required=True)
     dry_run = fields.Boolean(load_default=True)
+    trigger_rules = fields.Boolean(load_default=False, metadata={
+        "description": "Repairs are compensating events and start no automation rules unless this is true."})
 
 
 class HistoryItem(Schema):

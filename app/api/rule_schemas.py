@@ -126,6 +126,11 @@ class DryRunOut(Schema):
     previous_run = fields.Dict(allow_none=True)
 
 
+class UndoBody(Schema):
+    trigger_rules = fields.Boolean(load_default=False, metadata={
+        "description": "The compensating events start no automation rules unless this is true."})
+
+
 class UndoOut(Schema):
     run = fields.Nested(RunOut)
     events = fields.List(fields.Nested(EventOut))

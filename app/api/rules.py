@@ -90,10 +90,15 @@ def list_runs(args: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/runs/<int:run_id>/undo", methods=["POST"], endpoint="undo_run")
 @auth.login_required(role="admin")
+@blp.arguments(rs.UndoBody, required=False)
 @blp.response(200, rs.UndoOut)
-def undo_run(run_id: int) -> dict[str, Any]:
-    """Revert a succeeded run by compensating events; 409 when an entity changed since."""
-    return rules_admin.undo_run(run_id, change_context(), uow(), runtime().clock)
+def undo_run(body: dict[str, Any], run_id: int) -> dict[str, Any]:
+    """Revert a succeeded run by compensating events; 409 when an entity changed since.
+
+    The compensating events start no automation rules unless the body says
+    ``{"trigger_rules": true}`` (the body is optional)."""
+    return rules_admin.undo_run(run_id, change_context(), uow(), runtime().clock,
+                                trigger_rules=bool((body or {}).get("trigger_rules", False)))
 
 
 @blp.route("/runs/<int:run_id>/redeliver", methods=["POST"], endpoint="redeliver_run")

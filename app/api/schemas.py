@@ -9,6 +9,7 @@ from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.domain import jsonvalues
+from app.domain.actors import ACTOR_KINDS
 from app.domain.entities import (
     CODE_PATTERN,
     PRIORITIES,
@@ -201,6 +202,8 @@ class EventFilterArgs(Schema):
     entity_type = fields.String()
     entity_code = fields.String()
     actor = fields.String()
+    actor_kind = fields.String(validate=validate.OneOf(ACTOR_KINDS),
+                               metadata={"description": "the prefix of actor before ':' (other: none of the named)"})
     session_key = fields.String()
     start = Instant(data_key="from")
     end = Instant(data_key="to")

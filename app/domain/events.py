@@ -43,6 +43,7 @@ ALERT_RAISED = "orchestration.alert.raised"
 RULE_FAILED = "orchestration.automation.rule_failed"
 TOKEN_CREATED = "orchestration.token.created"
 TOKEN_REVOKED = "orchestration.token.revoked"
+SESSION_REVERTED = "orchestration.session.reverted"
 
 
 def event_type(entity_type: str, suffix: str) -> str:
@@ -96,10 +97,10 @@ def granular_events(
     ]
 
 
-# The session lifecycle is written only by the session endpoints that own it; POST /events
-# may add other orchestration.session.* types (notes, heartbeats) to a session's stream.
+# The session lifecycle is written only by the session endpoints that own it (a revert too);
+# POST /events may add other orchestration.session.* types (notes, heartbeats) to a session's stream.
 OWNED_EXTERNAL_TYPES = frozenset(
-    f"{PREFIX}.session.{suffix}" for suffix in ("started", "resumed", "ended")
+    f"{PREFIX}.session.{suffix}" for suffix in ("started", "resumed", "ended", "reverted")
 )
 
 

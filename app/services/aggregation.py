@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from app.domain import buckets
+from app.domain.actors import by_actor_kind
 from app.domain.clock import Clock, iso
 from app.store import rollups
 from app.store.event_queries import EventFilter
@@ -35,6 +36,7 @@ def stats(flt: EventFilter, uow: UnitOfWork) -> dict[str, Any]:
         for key, n in found.items():
             breakdown[key[position]] += n
         result[name] = dict(sorted(breakdown.items()))
+    result["by_actor_kind"] = by_actor_kind(result["by_actor"])  # exact: each actor has one kind
     return result
 
 

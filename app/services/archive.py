@@ -2,11 +2,16 @@
 
 Per batch (DESIGN §3 "Archive without loss"): select the next eligible hot
 events in id order → write the file under a temporary name → fsync → rename
-→ re-read and verify → one transaction: manifest, snapshots of the affected
-streams, rows marked ``archived_at``, rollup counts moved. Every step before
-the commit leaves either nothing or a published file without a manifest;
-the next run discards temporary files and verifies and completes such files
-before archiving anything new.
+→ re-read and verify → one transaction: manifest, rows moved to the archive
+table (server-side ``INSERT … SELECT`` + ``DELETE``), rollup counts moved. Every
+step before the commit leaves either nothing or a published file without a
+manifest; the next run discards temporary files and verifies and completes
+such files before archiving anything new.
+
+Snapshots are taken once per run, for each touched stream at its last archived
+event, after the batches (in chunks of ``SNAPSHOT_CHUNK`` streams). Nothing
+depends on them until a purge, and purge takes any it finds missing (a run
+that stopped before this step) before it deletes a row.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from app.store import archive_files, archive_lock, archive_rows
 from app.store.uow import UnitOfWork
 
 BUSY_MESSAGE = "another archive job is running; this one did nothing"
+SNAPSHOT_CHUNK = 500
+Heads = dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -102,35 +109,45 @@ def archive_events(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader: 
         if not acquired:
             report.busy = True
             return report
-        _recover(cold, uow, reader, clock, report)
-        _archive_batches(job, cold, uow, reader, clock, report, progress or (lambda _p: None))
+        heads: Heads = {}
+        _recover(cold, uow, reader, clock, report, heads)
+        _archive_batches(job, cold, uow, reader, clock, report, progress or (lambda _p: None), heads)
+        report.streams = take_snapshots(uow, heads, clock())
     report.seconds = time.monotonic() - started
     return report
 
 
+def take_snapshots(uow: UnitOfWork, heads: Heads, now: datetime) -> int:
+    """One snapshot per stream at its head, a chunk of streams per transaction; returns streams."""
+    keys = sorted(heads)
+    for start in range(0, len(keys), SNAPSHOT_CHUNK):
+        with uow:
+            archive_rows.snapshot_heads(uow.session, {k: heads[k] for k in keys[start:start + SNAPSHOT_CHUNK]}, now)
+            uow.commit()
+    return len(keys)
+
+
 def _archive_batches(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader: UnitOfWork, clock: Clock,
-                     report: ArchiveReport, progress: ProgressCallback) -> None:
+                     report: ArchiveReport, progress: ProgressCallback, heads: Heads) -> None:
     started, after = time.monotonic(), 0
     while True:
         with reader:
-            rows = archive_rows.eligible_batch(reader.session, report.cutoff, cold.policy.keep_priorities,
-                                               after, job.batch_size)
-            archived_at = clock()
-            lines = [archive_rows.archive_line(row, archived_at) for row in rows]
+            lines, texts = archive_rows.next_batch(reader.session, report.cutoff, cold.policy.keep_priorities,
+                                                   after, job.batch_size, clock())
         if not lines:
             return
-        path, digest = _write_file(cold.root, lines)
-        report.streams += _commit(uow, path, lines, digest, clock())
+        path, digest = _write_file(cold.root, lines, texts)
+        _remember(heads, _commit(uow, path, lines, digest, clock()))
         report.events += len(lines)
         report.files.append(path)
         after = lines[-1]["id"]
         progress(Progress(report.events, len(report.files), time.monotonic() - started))
 
 
-def _write_file(root: Path, lines: list[dict[str, Any]]) -> tuple[str, str]:
+def _write_file(root: Path, lines: list[dict[str, Any]], texts: list[str]) -> tuple[str, str]:
     """Publish the batch's file and prove it reads back; returns (relative path, SHA-256)."""
     path = archive_files.path_for(lines)
-    payload = archive_files.encode(lines)
+    payload = archive_files.encode_texts(texts)
     digest = archive_files.sha256(payload)
     target = root / path
     temp = archive_files.write_temp(target, payload)
@@ -139,16 +156,23 @@ def _write_file(root: Path, lines: list[dict[str, Any]]) -> tuple[str, str]:
     return path, digest
 
 
-def _commit(uow: UnitOfWork, path: str, lines: list[dict[str, Any]], digest: str, now: datetime) -> int:
-    """The one transaction that makes a published file count: manifest, snapshots, marks, rollups."""
+def _commit(uow: UnitOfWork, path: str, lines: list[dict[str, Any]], digest: str,
+            now: datetime) -> dict[str, dict[str, Any]]:
+    """The one transaction that makes a published file count: manifest, rows moved, rollups."""
     with uow:
         archive_rows.record_archive(uow.session, path, lines, digest, now)
-        streams = archive_rows.mark_archived(uow.session, lines, now)
+        heads = archive_rows.mark_archived(uow.session, lines)
         uow.commit()
-    return streams
+    return heads
 
 
-def _recover(cold: ColdStorage, uow: UnitOfWork, reader: UnitOfWork, clock: Clock, report: ArchiveReport) -> None:
+def _remember(heads: Heads, file_heads: dict[str, dict[str, Any]]) -> None:
+    for key, head in file_heads.items():
+        heads[key] = max(heads.get(key, 0), head["sequence"])
+
+
+def _recover(cold: ColdStorage, uow: UnitOfWork, reader: UnitOfWork, clock: Clock, report: ArchiveReport,
+             heads: Heads) -> None:
     """Finish what an interrupted run left: temporary files are redone, published ones completed."""
     report.discarded = [str(p.relative_to(cold.root)) for p in archive_files.discard_temp_files(cold.root)]
     published = archive_files.published_files(cold.root)
@@ -157,7 +181,7 @@ def _recover(cold: ColdStorage, uow: UnitOfWork, reader: UnitOfWork, clock: Cloc
     for path in (p for p in published if p not in known):
         try:
             lines, digest = _orphan_lines(cold.root, path, reader)
-            report.streams += _commit(uow, path, lines, digest, clock())
+            _remember(heads, _commit(uow, path, lines, digest, clock()))
         except (archive_files.CorruptArchive, Conflict):
             archive_files.reject(cold.root / path)
             report.rejected.append(path)
@@ -176,7 +200,7 @@ def _orphan_lines(root: Path, path: str, reader: UnitOfWork) -> tuple[list[dict[
     with reader:
         rows = archive_rows.rows_by_ids(reader.session, [line["id"] for line in lines])
         same = all(
-            (row := rows.get(line["id"])) is not None and row.archived_at is None
+            (row := rows.get(line["id"])) is not None
             and (row.event_id, row.hash) == (line["event_id"], line["hash"])
             for line in lines
         )

@@ -1,11 +1,15 @@
 """Purge (archived events past retention leave for good) and its inverse, restore.
 
-Purge works file by file, since a file and its rows go together: a file is
-due when every event in it is past the cutoff. Its rows are deleted and the
-manifest stamped ``purged_at`` in one transaction, and only then is the file
-unlinked; a run that stops in between leaves a file the next purge removes.
-A file that is missing or does not match its manifest is held, never purged:
-its rows are then the only copy.
+A file and its rows go together: a file is due when every event in it is past
+the cutoff (its manifest's ``newest_at``). Every due file is read and checked
+first (present, same SHA-256 and count as its manifest, every event past the
+cutoff); a file that is missing or does not match is held, never purged: its
+rows are then the only copy. Then each stream's state at its last purged event
+is made sure of (a snapshot, the anchor folds resume from), and file by file
+the rows are deleted set-based (one ``DELETE … RETURNING`` per chunk of ids,
+pruned to the file's partitions) and the manifest stamped ``purged_at`` in one
+transaction; only then is the file unlinked, and a run that stops in between
+leaves a file the next purge removes. Emptied monthly partitions are dropped.
 
 Restore takes a copy of an archive file (from a backup of ``ARCHIVE_DIR``),
 checks it against its manifest and every event hash, puts it back in place and
@@ -15,6 +19,7 @@ re-inserts the rows that were purged, same ids and hashes.
 from __future__ import annotations
 
 import time
+from array import array
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,8 +29,8 @@ from app.domain.clock import Clock
 from app.domain.errors import Conflict, NotFound
 from app.domain.hashing import event_hash
 from app.domain.retention import newest_is_past
-from app.services.archive import BUSY_MESSAGE, ColdStorage, Progress, ProgressCallback
-from app.store import archive_files, archive_rows
+from app.services.archive import BUSY_MESSAGE, ColdStorage, Heads, Progress, ProgressCallback, take_snapshots
+from app.store import archive_files, archive_partitions, archive_rows
 from app.store.tables import ArchiveManifest
 from app.store.uow import UnitOfWork
 
@@ -41,7 +46,19 @@ class PurgeReport:
     events: int = 0
     held: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
+    partitions: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DueFile:
+    """A due file that matched its manifest: its event ids and time span, and its stream heads."""
+
+    manifest_id: int
+    path: str
+    ids: array[int]
+    stamps: tuple[datetime, datetime]
+    heads: dict[str, Any]
 
 
 def purge_archived(older_than: str | None, dry_run: bool, cold: ColdStorage, uow: UnitOfWork,
@@ -55,51 +72,82 @@ def purge_archived(older_than: str | None, dry_run: bool, cold: ColdStorage, uow
             return report
         if not dry_run:
             report.cleaned = _remove_leftovers(cold.root, reader)
-        with reader:
-            due = [(m.id, m.path, m.sha256, m.event_count) for m in
-                   archive_rows.due_for_purge(reader.session, report.cutoff)]
-        for manifest_id, path, digest, count in due:
-            _purge_one(cold.root, manifest_id, path, _checked_lines(cold.root / path, digest, count, report.cutoff),
-                       uow, clock, report)
-            if progress:
-                progress(Progress(report.events, len(report.files), time.monotonic() - started))
+        due = _checked_files(cold.root, reader, report)
+        if dry_run:
+            report.files, report.events = [d.path for d in due], sum(len(d.ids) for d in due)
+        else:
+            take_snapshots(uow, _last_heads(due), clock())
+            _purge_files(cold.root, due, uow, clock, report, progress, started)
+            report.partitions = _drop_empty_partitions(uow, report.cutoff)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _purge_one(root: Path, manifest_id: int, path: str, lines: list[dict[str, Any]] | None, uow: UnitOfWork,
-               clock: Clock, report: PurgeReport) -> None:
-    if lines is None:
-        report.held.append(path)
-        return
-    report.events += len(lines) if report.dry_run else _purge_file(uow, root, manifest_id, lines, clock())
-    report.files.append(path)
+def _checked_files(root: Path, reader: UnitOfWork, report: PurgeReport) -> list[DueFile]:
+    with reader:
+        manifests = [(m.id, m.path, m.sha256, m.event_count, m.stream_heads) for m in
+                     archive_rows.due_for_purge(reader.session, report.cutoff)]
+    due = []
+    for manifest_id, path, digest, count, heads in manifests:
+        checked = _checked(root / path, digest, count, report.cutoff)
+        if checked is None:
+            report.held.append(path)
+        else:
+            due.append(DueFile(manifest_id, path, checked[0], checked[1], heads or {}))
+    return due
 
 
-def _checked_lines(path: Path, digest: str, count: int, cutoff: datetime) -> list[dict[str, Any]] | None:
-    """The file's lines when it matches its manifest and all its events are past the cutoff."""
+def _checked(path: Path, digest: str, count: int,
+             cutoff: datetime) -> tuple[array[int], tuple[datetime, datetime]] | None:
+    """(ids, (oldest, newest)) when the file matches its manifest and all its events are past the cutoff."""
     if not path.exists():
         return None
     try:
         lines, actual = archive_files.read(path)
     except archive_files.CorruptArchive:
         return None
-    if actual != digest or len(lines) != count:
+    if actual != digest or len(lines) != count or not lines:
         return None
     stamps = [datetime.fromisoformat(line["timestamp"]) for line in lines]
-    return lines if newest_is_past(stamps, cutoff) else None
+    if not newest_is_past(stamps, cutoff):
+        return None
+    return array("q", (line["id"] for line in lines)), (min(stamps), max(stamps))
 
 
-def _purge_file(uow: UnitOfWork, root: Path, manifest_id: int, lines: list[dict[str, Any]], now: datetime) -> int:
+def _last_heads(due: list[DueFile]) -> Heads:
+    """Each stream's last event among the files about to go: where its folds will resume."""
+    heads: Heads = {}
+    for item in due:
+        for key, head in item.heads.items():
+            heads[key] = max(heads.get(key, 0), head["sequence"])
+    return heads
+
+
+def _purge_files(root: Path, due: list[DueFile], uow: UnitOfWork, clock: Clock, report: PurgeReport,
+                 progress: ProgressCallback | None, started: float) -> None:
+    for item in due:
+        report.events += _purge_file(uow, root, item, clock())
+        report.files.append(item.path)
+        if progress:
+            progress(Progress(report.events, len(report.files), time.monotonic() - started))
+
+
+def _purge_file(uow: UnitOfWork, root: Path, item: DueFile, now: datetime) -> int:
     with uow:
-        manifest = uow.session.get(ArchiveManifest, manifest_id)
+        manifest = uow.session.get(ArchiveManifest, item.manifest_id)
         if manifest is None or manifest.purged_at is not None:
-            raise Conflict(f"archive manifest {manifest_id} changed during the purge")
-        deleted = archive_rows.delete_archived(uow.session, manifest, lines, now)
-        path = manifest.path
+            raise Conflict(f"archive manifest {item.manifest_id} changed during the purge")
+        deleted = archive_rows.delete_archived(uow.session, manifest, item.ids, item.stamps, now)
         uow.commit()
-    archive_files.remove(root / path)
+    archive_files.remove(root / item.path)
     return deleted
+
+
+def _drop_empty_partitions(uow: UnitOfWork, cutoff: datetime) -> list[str]:
+    with uow:
+        dropped = archive_partitions.drop_empty_before(uow.session, cutoff)
+        uow.commit()
+    return dropped
 
 
 def _remove_leftovers(root: Path, reader: UnitOfWork) -> list[str]:

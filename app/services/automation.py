@@ -77,13 +77,17 @@ def evaluate_event(event_id: int, uow: UnitOfWork, clock: Clock, *, depth_limit:
 
 
 def _pending_rules(uow: UnitOfWork, event_id: int, attempt: Attempt, clock: Clock) -> list[int]:
-    """The rules still to apply; with none, the outbox row is released right away."""
+    """The rules still to apply; with none, the outbox row is released right away, and a single
+    one (the common case) is applied in this same transaction: one rule keeps the lock order."""
     with uow:
         session = uow.session
         if not outbox.claim(session, event_id):
             return []
         event = session.get(Event, event_id)
         pending = [match.rule.id for match in _open_matches(session, event, attempt, clock)] if event else []
+        if len(pending) == 1:
+            _apply_claimed(uow, event_id, pending[0], attempt, clock, last=True)
+            return []
         if not pending:
             outbox.release(session, event_id)
         uow.commit()  # also keeps the rules enabled_rules may have seeded, with their ids
@@ -102,22 +106,28 @@ def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, 
     finished the event meanwhile.
     """
     with uow:
-        session = uow.session
-        if not outbox.claim(session, event_id):
+        if not outbox.claim(uow.session, event_id):
             return False
-        match, run, event = _still_open(session, event_id, rule_id, attempt)
-        if match is not None and event is not None:
-            attempt.current_rule = rule_id
-            _run_one(session, match, event, envelope(event), run, attempt, clock)
-            uow.pending_dispatch.extend(attempt.dispatched)
-            uow.pending_deliveries.extend(attempt.deliveries)
-            attempt.dispatched, attempt.deliveries = [], []
-        if last:
-            outbox.release(session, event_id)
-        uow.commit()
-        attempt.current_rule = None
-        _report(attempt, clock)
+        _apply_claimed(uow, event_id, rule_id, attempt, clock, last=last)
         return True
+
+
+def _apply_claimed(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, clock: Clock, *,
+                   last: bool) -> None:
+    """Recheck, apply and record one rule, inside a transaction that holds the event's outbox row; commits."""
+    session = uow.session
+    match, run, event = _still_open(session, event_id, rule_id, attempt)
+    if match is not None and event is not None:
+        attempt.current_rule = rule_id
+        _run_one(session, match, event, envelope(event), run, attempt, clock)
+        uow.pending_dispatch.extend(attempt.dispatched)
+        uow.pending_deliveries.extend(attempt.deliveries)
+        attempt.dispatched, attempt.deliveries = [], []
+    if last:
+        outbox.release(session, event_id)
+    uow.commit()
+    attempt.current_rule = None
+    _report(attempt, clock)
 
 
 def _report(attempt: Attempt, clock: Clock) -> None:

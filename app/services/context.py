@@ -18,6 +18,7 @@ class ChangeContext:
     causation_id: str | None = None
     causation_depth: int = 0
     expected_version: int | None = None
+    trigger_rules: bool = True
 
     def meta(self) -> EventMeta:
         return EventMeta(
@@ -26,6 +27,7 @@ class ChangeContext:
             correlation_chain=self.correlation_chain,
             causation_id=self.causation_id,
             causation_depth=self.causation_depth,
+            trigger_rules=self.trigger_rules,
         )
 
     def check_version(self, version: int) -> None:

@@ -14,6 +14,7 @@ from app.domain import events as catalogue
 from app.domain.clock import Clock
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.services.context import ChangeContext
+from app.store import archive_reads
 from app.store import repositories as repo
 from app.store.event_store import append, envelope
 from app.store.tables import Event
@@ -95,5 +96,10 @@ def _stream_of(body: dict[str, Any], ctx: ChangeContext) -> tuple[str, str]:
 
 
 def _existing(session: Session, event_id: str) -> dict[str, Any] | None:
+    """The first event with this id, hot or archived (an idempotent retry may come late)."""
     row = session.scalars(select(Event).where(Event.event_id == event_id)).one_or_none()
-    return envelope(row) if row is not None else None
+    if row is not None:
+        return envelope(row)
+    archived = archive_reads.envelopes(session, archive_reads.in_archive(
+        archive_reads.core(select(Event).where(Event.event_id == event_id))))
+    return archived[0] if archived else None

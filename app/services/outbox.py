@@ -23,12 +23,15 @@ Publish = Callable[[Sequence[int]], None]
 
 
 def claim(session: Session, event_id: int) -> bool:
-    """Lock the event's outbox row; False when it is gone (already evaluated, or never dispatchable).
+    """Lock the event's outbox row; False when it is gone (already evaluated, or never dispatchable)
+    or another delivery holds it right now.
 
-    The lock serialises two deliveries of the same event: the second waits,
-    then finds the row deleted by the first's commit.
+    Two deliveries of the same event (the after-commit message and a sweep's,
+    when the queue runs behind) never wait for each other: the second skips
+    the locked row and moves on, so a worker process is never idle behind its
+    sibling. Should the first fail, the row stays and the sweep delivers it again.
     """
-    stmt = select(OutboxEntry.event_id).where(OutboxEntry.event_id == event_id).with_for_update()
+    stmt = select(OutboxEntry.event_id).where(OutboxEntry.event_id == event_id).with_for_update(skip_locked=True)
     return session.scalars(stmt).first() is not None
 
 

@@ -6,6 +6,7 @@ The seed's ``OrchestrationReplayService`` as functions: ``reconstruct_state``,
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from app.services import repair
 from app.services.context import ChangeContext
 from app.services.integrity import ChainRead, read_chain, validate_event_chain
 from app.services.queries import FETCH_BATCH
-from app.store import snapshots
+from app.store import archive_reads, snapshots
 from app.store.event_queries import entity_id_for
 from app.store.event_store import envelope
 from app.store.tables import Event, Snapshot
@@ -54,11 +55,10 @@ def history(entity_type: str, code: str, after_id: int, limit: int, include_arch
         session = uow.session
         entity_id = _entity_id(session, entity_type, code)
         stmt = select(Event).where(Event.entity_type == entity_type, Event.entity_id == entity_id,
-                                   Event.sequence.is_not(None), Event.id > after_id)
-        if not include_archived:
-            stmt = stmt.where(Event.archived_at.is_(None))
-        query = stmt.order_by(Event.id).limit(limit + 1).execution_options(yield_per=FETCH_BATCH)
-        with session.scalars(query) as result:
+                                   Event.sequence.is_not(None))
+        query = (archive_reads.page(stmt, after_id, limit + 1, fenced=False) if include_archived
+                 else stmt.where(Event.id > after_id).order_by(Event.id).limit(limit + 1))
+        with session.scalars(query.execution_options(yield_per=FETCH_BATCH)) as result:
             events, more = take_within_budget((envelope(r) for r in result), limit, serialized_size)
         if not events:
             return [], None
@@ -70,9 +70,11 @@ def history(entity_type: str, code: str, after_id: int, limit: int, include_arch
 
 
 def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,
-                  ctx: ChangeContext | None = None, clock: Clock = utc_now) -> dict[str, Any]:
+                  ctx: ChangeContext | None = None, clock: Clock = utc_now,
+                  trigger_rules: bool = False) -> dict[str, Any]:
     """Validate the chain, fold its events in global order from empty state and compare
-    with the live rows; with ``dry_run=False`` repair rows that drifted from their events."""
+    with the live rows; with ``dry_run=False`` repair rows that drifted from their events.
+    Repairs are compensations: they start no rules unless ``trigger_rules``."""
     with uow:
         session = uow.session
         read = read_chain(session, correlation_id)
@@ -80,7 +82,7 @@ def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,
         result["drift"] = repair.drift(session, result["final_states"])
         result["repairs"] = []
         if not dry_run:
-            actor_ctx = ctx or ChangeContext(actor="system:replay")
+            actor_ctx = dataclasses.replace(ctx or ChangeContext(actor="system:replay"), trigger_rules=trigger_rules)
             result["repairs"] = repair.repair(session, uow, read, result["drift"], correlation_id, actor_ctx, clock)
             uow.commit()
         return result
@@ -120,7 +122,9 @@ def _state_at(session: Session, entity_type: str, entity_id: int, at: datetime) 
 def _why_nothing_at(session: Session, entity_type: str, entity_id: int, at: datetime) -> str:
     """Say whether the entity did not exist yet, or its history that far back was purged."""
     of_stream = (Event.entity_type == entity_type, Event.entity_id == entity_id)
-    first = session.scalar(select(func.min(Event.sequence)).where(*of_stream))
+    lowest = select(func.min(Event.sequence)).where(*of_stream)
+    firsts = [session.scalar(stmt) for stmt in (lowest, archive_reads.in_archive(lowest))]
+    first = min((f for f in firsts if f is not None), default=None)
     earliest = session.scalar(select(func.min(Snapshot.as_of)).where(
         Snapshot.entity_type == entity_type, Snapshot.entity_id == entity_id))
     if first is not None and first > 1 and earliest is not None:

@@ -20,6 +20,7 @@ from app.services import rule_effects, rule_facts, rule_registry, rule_secrets, 
 from app.services.context import ChangeContext
 from app.services.queries import EventFilter
 from app.services.webhooks import Policy
+from app.store import archive_reads
 from app.store.event_store import envelope
 from app.store.tables import Event, Rule, RuleRun
 from app.store.uow import UnitOfWork
@@ -139,11 +140,12 @@ def delete_rule(rule_id: int, uow: UnitOfWork, clock: Clock) -> None:
 
 
 def find_event(session: Session, ref: int | str) -> Event:
-    """An event by its ``id`` (integer) or its ``event_id`` (UUID)."""
-    if isinstance(ref, int):
-        row = session.get(Event, ref)
-    else:
-        row = session.scalars(select(Event).where(Event.event_id == str(uuid.UUID(str(ref))))).first()
+    """An event by its ``id`` (integer) or its ``event_id`` (UUID), hot or archived."""
+    which = Event.id == ref if isinstance(ref, int) else Event.event_id == str(uuid.UUID(str(ref)))
+    row = session.scalars(select(Event).where(which)).first()
+    if row is None:
+        archived = archive_reads.orm_rows(archive_reads.in_archive(archive_reads.core(select(Event).where(which))))
+        row = session.scalars(archived).first()
     if row is None:
         raise NotFound(f"no event {ref}")
     return row
@@ -208,8 +210,15 @@ def dry_run(rule_id: int, event_ref: int | str, uow: UnitOfWork, depth_limit: in
                 "previous_run": {"id": previous.id, "status": previous.status} if previous else None}
 
 
-def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
-    """Revert a succeeded run with compensating events; 409 when an entity changed since."""
+def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock, *,
+             trigger_rules: bool = False) -> dict[str, Any]:
+    """Revert a succeeded run with compensating events; 409 when an entity changed since.
+
+    Compensations start no rules unless asked (``trigger_rules``): undoing
+    ``sprint_auto_complete`` re-activates the sprint, which must not start a
+    second automation session as if someone had activated it.
+    """
+    ctx = dataclasses.replace(ctx, trigger_rules=trigger_rules)
     with uow:
         session = uow.session
         run = session.get(RuleRun, run_id, with_for_update=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,11 +91,12 @@ def create(kind: Kind, data: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork
 
 
 def apply_update(session: Session, kind: Kind, code: str, patch: dict[str, Any], ctx: ChangeContext,
-                 clock: Clock) -> tuple[Any, list[Event]]:
+                 clock: Clock, *, data: dict[str, Any] | None = None) -> tuple[Any, list[Event]]:
     """The update inside the caller's transaction (the API's, or a rule run's): lock, diff, append.
 
     Returns the row and the events; no events when nothing changed. The
-    caller commits, so a rule's effects land with its run record.
+    caller commits, so a rule's effects land with its run record. ``data`` goes
+    on every event (a compensation says what it compensates).
     """
     row = kind.find(session, code, lock=True)
     ctx.check_version(row.version)
@@ -105,6 +107,8 @@ def apply_update(session: Session, kind: Kind, code: str, patch: dict[str, Any],
     planned = catalogue.granular_events(kind.name, before, after)
     if not planned:
         return row, []
+    if data:
+        planned = [dataclasses.replace(p, data={**p.data, **data}) for p in planned]
     _write_fields(session, kind, row, {k: after[k] for k in patch if k in after})
     return row, append(session, repo.stream_of(kind.name, row), planned, ctx.meta(), clock())
 

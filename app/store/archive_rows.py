@@ -1,9 +1,10 @@
-"""The database side of archiving: which rows go, marking them, manifests, purge and restore.
+"""The database side of archiving: which rows go, moving them, manifests, purge and restore.
 
-Archived rows stay in ``orchestration_events`` with ``archived_at`` set (hot
-reads filter ``archived_at IS NULL``); purge deletes them once their file's
-retention is over; restore re-inserts them from the file, same ids and hashes.
-Rollup counts move with the rows (``archived`` false → true → gone).
+Archived rows leave ``orchestration_events`` for ``orchestration_events_archive``
+(same columns, ``archived_at`` set) with one ``INSERT … SELECT`` and one ``DELETE``
+per chunk of ids, server-side; purge deletes them from the archive table once
+their file's retention is over; restore re-inserts them there from the file, same
+ids and hashes. Rollup counts move with the rows (``archived`` false → true → gone).
 """
 
 from __future__ import annotations
@@ -11,52 +12,98 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Table, and_, case, delete, func, insert, literal, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.errors import Conflict
-from app.domain.hashing import scheme_of
-from app.store import snapshots
+from app.domain.hashing import canonical_json, scheme_of
+from app.store import archive_partitions, rollup_shift, snapshots
 from app.store.event_store import add_to_rollups, envelope, hour_bucket
-from app.store.tables import ArchiveManifest, Event
+from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event
+from app.store.types import UTCDateTime
 
-# Bound parameters per IN list: well below SQLite's and PostgreSQL's limits.
+EVENTS = cast(Table, Event.__table__)
+# Bound parameters per IN list: well below SQLite's limit; PostgreSQL takes a whole
+# batch of ids in one statement (its limit is 65,535 parameters).
 IN_CHUNK = 500
+PG_IN_CHUNK = 20_000
 T = TypeVar("T")
 
 
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), IN_CHUNK):
-        yield items[start:start + IN_CHUNK]
+def _chunks(items: Sequence[T], session: Session | None = None) -> Iterator[Sequence[T]]:
+    size = PG_IN_CHUNK if session is not None and session.get_bind().dialect.name == "postgresql" else IN_CHUNK
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def hot_counts(session: Session, cutoff: datetime) -> dict[tuple[str, bool], int]:
     """``{(priority, stamped before cutoff): n}`` over hot events, for the dry run."""
     old = case((Event.emitted_at < cutoff, True), else_=False)
-    stmt = select(Event.priority, old, func.count()).where(Event.archived_at.is_(None)).group_by(Event.priority, old)
+    stmt = select(Event.priority, old, func.count()).group_by(Event.priority, old)
     return {(priority, bool(is_old)): n for priority, is_old, n in session.execute(stmt)}
 
 
-def eligible_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id: int, limit: int) -> list[Event]:
-    """The next hot events past the cutoff and not of a kept priority, in id order."""
-    stmt = select(Event).where(
-        Event.archived_at.is_(None), Event.id > after_id, Event.emitted_at < cutoff,
-        Event.priority.not_in(sorted(keep)),
+def eligible_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id: int, limit: int) -> list[Any]:
+    """The next hot events past the cutoff and not of a kept priority, in id order (plain rows)."""
+    stmt = select(*EVENTS.columns).where(
+        EVENTS.c.id > after_id, EVENTS.c.emitted_at < cutoff, EVENTS.c.priority.not_in(sorted(keep)),
     )
-    return list(session.scalars(stmt.order_by(Event.id).limit(limit)))
+    return list(session.execute(stmt.order_by(EVENTS.c.id).limit(limit)))
 
 
-def rows_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Event]:
-    found: dict[int, Event] = {}
+# The archive line (``archive_line``) rendered by PostgreSQL itself: no row, JSON value or
+# string crosses into Python but the finished line. Columns the envelope does not name
+# (any a later migration adds) ride along under their own names, so a restore stays exact.
+_ENVELOPE_COLUMNS = ("id", "event_id", "type", "entity_type", "entity_id", "entity_code", "sequence", "actor",
+                     "emitted_at", "correlation_id", "correlation_chain", "causation_id", "causation_depth",
+                     "session_key", "priority", "changes", "data", "hash", "prev_hash", "archived_at")
+PG_LINE = (
+    "(jsonb_build_object('id', id, 'event_id', event_id, 'type', type, 'entity', jsonb_build_object("
+    "'type', entity_type, 'id', entity_id, 'code', entity_code), 'sequence', sequence, 'actor', actor, "
+    "'timestamp', to_char(emitted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), "
+    "'correlation_id', correlation_id, 'correlation_chain', correlation_chain, 'causation_id', causation_id, "
+    "'session_key', session_key, 'priority', priority, 'changes', changes, 'data', data, 'hash', hash, "
+    "'prev_hash', prev_hash, 'archived_at', CAST('{archived_at}' AS text), 'causation_depth', causation_depth) "
+    "|| (to_jsonb(orchestration_events.*) - ARRAY[" + ", ".join(repr(c) for c in _ENVELOPE_COLUMNS) + "]))::text"
+)
+
+
+def next_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id: int, limit: int,
+               archived_at: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+    """(lines, their JSON text) of the next eligible events. On PostgreSQL the lines carry only
+    what manifests, paths and moves need, and the text is rendered by the database."""
+    if session.get_bind().dialect.name != "postgresql":
+        lines = [archive_line(row, archived_at) for row in eligible_batch(session, cutoff, keep, after_id, limit)]
+        return lines, [canonical_json(line) for line in lines]
+    c, stamp = EVENTS.c, iso(archived_at)  # our own ISO text: safe to inline
+    batch = (select(c.id).where(c.id > after_id, c.emitted_at < cutoff, c.priority.not_in(sorted(keep)))
+             .order_by(c.id).limit(limit))
+    # the lines are rendered for the batch's rows only, whatever plan finds them
+    stmt = (select(c.id, c.event_id, c.entity_type, c.entity_id, c.sequence, c.hash, c.emitted_at,
+                   literal_column(PG_LINE.format(archived_at=stamp)).label("line"))
+            .where(c.id.in_(batch.scalar_subquery())).order_by(c.id))
+    lines, texts = [], []
+    for row in session.execute(stmt):
+        lines.append({"id": row.id, "event_id": row.event_id, "entity": {"type": row.entity_type, "id": row.entity_id},
+                      "sequence": row.sequence, "hash": row.hash, "timestamp": iso(row.emitted_at),
+                      "archived_at": stamp})
+        texts.append(row.line)
+    return lines, texts
+
+
+def rows_by_ids(session: Session, ids: Sequence[int], *, archived: bool = False) -> dict[int, Any]:
+    """Rows of the hot table (or of the archive) with these ids."""
+    table = EVENTS_ARCHIVE if archived else EVENTS
+    found: dict[int, Any] = {}
     for chunk in _chunks(ids):
-        found.update((row.id, row) for row in session.scalars(select(Event).where(Event.id.in_(chunk))))
+        found.update((row.id, row) for row in session.execute(select(*table.columns).where(table.c.id.in_(chunk))))
     return found
 
 
-def archive_line(row: Event, archived_at: datetime) -> dict[str, Any]:
+def archive_line(row: Any, archived_at: datetime) -> dict[str, Any]:
     """One line of an archive file: the envelope as it reads once archived, plus the one stored
     column the envelope does not show, so a restore is exact."""
     return envelope(row) | {"archived_at": iso(archived_at), "causation_depth": row.causation_depth}
@@ -105,28 +152,74 @@ def record_archive(session: Session, path: str, lines: list[dict[str, Any]], dig
     manifest = ArchiveManifest(
         path=path, event_count=len(lines), first_id=lines[0]["id"], last_id=lines[-1]["id"], sha256=digest,
         stream_heads=stream_heads(lines), created_at=now,
+        newest_at=max(datetime.fromisoformat(line["timestamp"]) for line in lines),
     )
     session.add(manifest)
     session.flush()
     return manifest
 
 
-def mark_archived(session: Session, lines: list[dict[str, Any]], now: datetime) -> int:
-    """Snapshot every affected stream, flag the rows, move their rollup counts; returns streams touched."""
-    heads = stream_heads(lines)
-    for key, head in heads.items():
-        entity_type, entity_id = key.split(":")
-        snapshots.take(session, entity_type, int(entity_id), head["sequence"], now)
+def mark_archived(session: Session, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Move the file's rows to the archive table and their rollup counts to ``archived``;
+    returns the file's stream heads (snapshots are the caller's, once per run)."""
     archived_at = datetime.fromisoformat(lines[0]["archived_at"])
+    archive_partitions.ensure(session, (datetime.fromisoformat(line["timestamp"]) for line in lines))
+    columns = [c.name for c in EVENTS.columns]
+    stamped = [literal(archived_at, UTCDateTime()).label(name) if name == "archived_at" else EVENTS.c[name]
+               for name in columns]
     ids = [line["id"] for line in lines]
-    marked = 0
-    for chunk in _chunks(ids):
-        stmt = update(Event).where(Event.id.in_(chunk), Event.archived_at.is_(None)).values(archived_at=archived_at)
-        marked += session.execute(stmt.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-    if marked != len(ids):
-        raise Conflict(f"{len(ids) - marked} of {len(ids)} events were already archived or are gone")
-    _move_rollups(session, lines, {False: -1, True: 1})
-    return len(heads)
+    moved = 0
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for chunk in _chunks(ids, session):
+        if postgres:
+            moved += session.execute(text(_pg_move()), {"ids": list(chunk), "archived_at": archived_at}).scalar_one()
+            continue
+        rows = select(*stamped).where(EVENTS.c.id.in_(chunk))
+        session.execute(insert(EVENTS_ARCHIVE).from_select(columns, rows))
+        for archived, sign in ((False, -1), (True, 1)):
+            rollup_shift.shift(session, EVENTS, EVENTS.c.id.in_(chunk), archived, sign)
+        moved += cast(Any, session.execute(delete(EVENTS).where(EVENTS.c.id.in_(chunk)))).rowcount
+    if moved != len(ids):
+        raise Conflict(f"{len(ids) - moved} of {len(ids)} events were already archived or are gone")
+    return stream_heads(lines)
+
+
+PG_PURGE = """
+WITH gone AS (DELETE FROM orchestration_events_archive
+              WHERE id = ANY(:ids) AND emitted_at BETWEEN :oldest AND :newest
+              RETURNING emitted_at, type, actor, entity_type),
+counted AS (SELECT date_trunc('hour', emitted_at, 'UTC') AS hour, type, actor, entity_type, count(*) AS n
+            FROM gone GROUP BY 1, 2, 3, 4),
+shifted AS (INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count)
+            SELECT hour, type, actor, entity_type, true, -n FROM counted
+            ON CONFLICT (bucket_start, type, actor, entity_type, archived)
+            DO UPDATE SET count = orchestration_event_rollups.count + excluded.count)
+SELECT count(*) FROM gone"""
+
+
+def _pg_move() -> str:
+    """One statement: delete the hot rows, insert them archived, move their rollup counts."""
+    columns = [c.name for c in EVENTS.columns]
+    stamped = ", ".join("CAST(:archived_at AS timestamptz)" if c == "archived_at" else c for c in columns)
+    return f"""
+WITH moved AS (DELETE FROM {EVENTS.name} WHERE id = ANY(:ids) RETURNING *),
+archived AS (INSERT INTO {EVENTS_ARCHIVE.name} ({", ".join(columns)}) SELECT {stamped} FROM moved
+             RETURNING emitted_at, type, actor, entity_type),
+counted AS (SELECT date_trunc('hour', emitted_at, 'UTC') AS hour, type, actor, entity_type, count(*) AS n
+            FROM archived GROUP BY 1, 2, 3, 4),
+shifted AS (INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count)
+            SELECT hour, type, actor, entity_type, v.archived, v.sign * n
+            FROM counted CROSS JOIN (VALUES (false, -1), (true, 1)) AS v(archived, sign)
+            ON CONFLICT (bucket_start, type, actor, entity_type, archived)
+            DO UPDATE SET count = orchestration_event_rollups.count + excluded.count)
+SELECT count(*) FROM moved"""
+
+
+def snapshot_heads(session: Session, heads: dict[str, int], now: datetime) -> None:
+    """One snapshot per stream at ``heads[stream]`` (idempotent): the anchor a purge resumes from."""
+    for key, sequence in sorted(heads.items()):
+        entity_type, entity_id = key.split(":")
+        snapshots.take(session, entity_type, int(entity_id), sequence, now)
 
 
 def _move_rollups(session: Session, lines: Iterable[dict[str, Any]], signs: dict[bool, int]) -> None:
@@ -139,39 +232,34 @@ def _move_rollups(session: Session, lines: Iterable[dict[str, Any]], signs: dict
 
 
 def due_for_purge(session: Session, cutoff: datetime) -> list[ArchiveManifest]:
-    """Unpurged manifests whose newest archived event (over the file's id range) is past the cutoff.
+    """Unpurged manifests whose newest event is past the cutoff, oldest file first.
 
-    The id range can only over-count (another file's later events inside it),
-    so this errs towards keeping; the file itself is checked before deleting.
+    The file itself is checked again before anything is deleted.
     """
-    newest = (
-        select(ArchiveManifest.id)
-        .join(Event, Event.id.between(ArchiveManifest.first_id, ArchiveManifest.last_id))
-        .where(ArchiveManifest.purged_at.is_(None), Event.archived_at.is_not(None))
-        .group_by(ArchiveManifest.id)
-        .having(func.max(Event.emitted_at) < cutoff)
-    )
-    return list(session.scalars(select(ArchiveManifest).where(ArchiveManifest.id.in_(newest))
-                                .order_by(ArchiveManifest.first_id)))
+    return list(session.scalars(select(ArchiveManifest).where(
+        ArchiveManifest.purged_at.is_(None), ArchiveManifest.newest_at < cutoff).order_by(ArchiveManifest.first_id)))
 
 
-def delete_archived(session: Session, manifest: ArchiveManifest, lines: list[dict[str, Any]], now: datetime) -> int:
-    """Delete the file's rows (archived ones only) and their rollup counts; record the purge."""
-    ids = [line["id"] for line in lines]
-    present = [line for line in lines if line["id"] in _archived_ids(session, ids)]
-    for chunk in _chunks([line["id"] for line in present]):
-        session.execute(delete(Event).where(Event.id.in_(chunk), Event.archived_at.is_not(None))
-                        .execution_options(synchronize_session=False))
-    _move_rollups(session, present, {True: -1})
+def delete_archived(session: Session, manifest: ArchiveManifest, ids: Sequence[int],
+                    stamps: tuple[datetime, datetime], now: datetime) -> int:
+    """Delete the file's rows from the archive and their rollup counts, set-based; record the purge.
+
+    ``stamps`` (the file's oldest and newest timestamps) lets PostgreSQL look in
+    the file's monthly partitions only.
+    """
+    gone = 0
+    table = EVENTS_ARCHIVE.c
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for chunk in _chunks(ids, session):
+        if postgres:
+            params = {"ids": list(chunk), "oldest": stamps[0], "newest": stamps[1]}
+            gone += session.execute(text(PG_PURGE), params).scalar_one()
+            continue
+        these = and_(table.id.in_(chunk), table.emitted_at.between(*stamps))
+        rollup_shift.shift(session, EVENTS_ARCHIVE, these, True, -1)
+        gone += cast(Any, session.execute(delete(EVENTS_ARCHIVE).where(these))).rowcount
     manifest.purged_at = now
-    return len(present)
-
-
-def _archived_ids(session: Session, ids: Sequence[int]) -> set[int]:
-    found: set[int] = set()
-    for chunk in _chunks(ids):
-        found.update(session.scalars(select(Event.id).where(Event.id.in_(chunk), Event.archived_at.is_not(None))))
-    return found
+    return gone
 
 
 def restore_rows(session: Session, lines: list[dict[str, Any]]) -> tuple[int, int]:
@@ -179,30 +267,33 @@ def restore_rows(session: Session, lines: list[dict[str, Any]]) -> tuple[int, in
 
     Returns (inserted, already present).
     """
-    existing = rows_by_ids(session, [line["id"] for line in lines])
+    ids = [line["id"] for line in lines]
+    existing = rows_by_ids(session, ids, archived=True) | rows_by_ids(session, ids)
     for line in lines:
         row = existing.get(line["id"])
         if row is not None and (row.event_id, row.hash) != (line["event_id"], line["hash"]):
             raise Conflict(f"event {line['id']} in the database is not the one in the archive")
     missing = [line for line in lines if line["id"] not in existing]
-    session.add_all(_row_from_line(line) for line in missing)
-    session.flush()
+    if missing:
+        archive_partitions.ensure(session, (datetime.fromisoformat(line["timestamp"]) for line in missing))
+        session.execute(insert(EVENTS_ARCHIVE), [_row_from_line(line) for line in missing])
     _move_rollups(session, missing, {True: 1})
     return len(missing), len(lines) - len(missing)
 
 
-def _row_from_line(line: dict[str, Any]) -> Event:
+def _row_from_line(line: dict[str, Any]) -> dict[str, Any]:
     entity = line["entity"]
-    return Event(
-        id=line["id"], event_id=line["event_id"], type=line["type"], entity_type=entity["type"],
-        entity_id=entity["id"], entity_code=entity["code"], sequence=line["sequence"], actor=line["actor"],
-        emitted_at=datetime.fromisoformat(line["timestamp"]), correlation_id=line["correlation_id"],
-        correlation_chain=line["correlation_chain"], causation_id=line["causation_id"],
-        causation_depth=line.get("causation_depth", 0), session_key=line["session_key"],
-        priority=line["priority"], changes=line["changes"], data=line["data"], hash=line["hash"],
-        prev_hash=line["prev_hash"], archived_at=datetime.fromisoformat(line["archived_at"]),
-        hash_scheme=scheme_of(line),  # lines written before hash schemes existed are legacy
-    )
+    return {
+        "id": line["id"], "event_id": line["event_id"], "type": line["type"], "entity_type": entity["type"],
+        "entity_id": entity["id"], "entity_code": entity["code"], "sequence": line["sequence"],
+        "actor": line["actor"], "emitted_at": datetime.fromisoformat(line["timestamp"]),
+        "correlation_id": line["correlation_id"], "correlation_chain": line["correlation_chain"],
+        "causation_id": line["causation_id"], "causation_depth": line.get("causation_depth", 0),
+        "session_key": line["session_key"], "priority": line["priority"], "changes": line["changes"],
+        "data": line["data"], "hash": line["hash"], "prev_hash": line["prev_hash"],
+        "archived_at": datetime.fromisoformat(line["archived_at"]),
+        "hash_scheme": scheme_of(line),  # lines written before hash schemes existed are legacy
+    }
 
 
 def purged_leftovers(session: Session, paths: Sequence[str]) -> list[str]:

@@ -72,6 +72,11 @@ class Bell:
                 time.sleep(1.0)
 
 
+def note_appended(session: Session) -> None:
+    """Events went in by raw SQL (the PostgreSQL write tail): ring after this commit too."""
+    session.info[_APPENDED] = True
+
+
 def ring_after_commit(factory: sessionmaker[Session], bell: Bell) -> None:
     """Ring the bell after each commit of a session from ``factory`` that inserted events."""
 

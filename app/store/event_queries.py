@@ -16,6 +16,7 @@ A type *prefix* (``orchestration.task.*``) narrows the rows another scope found.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.domain.actors import NAMED_KINDS, OTHER, kind_prefix
 from app.domain.paging import INT_ID_MAX
 from app.store.tables import AgentSession, Event, Sprint, Task
 
@@ -42,6 +44,7 @@ class EventFilter:
     start: datetime | None = None
     end: datetime | None = None
     include_archived: bool = False
+    actor_kind: str | None = None
 
 
 class prefix_match(FunctionElement[bool]):
@@ -74,7 +77,11 @@ def type_condition(column: Any, pattern: str) -> ColumnElement[bool]:
     """An exact type, or a prefix ending in ``.*``; for the log and its rollups alike."""
     if not pattern.endswith(".*"):
         return column == pattern  # type: ignore[no-any-return]
-    prefix = pattern[:-1]
+    return starts_with(column, pattern[:-1])
+
+
+def starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``column`` begins with ``prefix`` (an index range on PostgreSQL and SQLite alike)."""
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     glob = "".join(f"[{c}]" if c in "*?[" else c for c in prefix) + "*"
     return prefix_match(column, literal(like), literal(glob))
@@ -86,6 +93,13 @@ def by_type(stmt: Select, pattern: str) -> Select:  # type: ignore[type-arg]
 
 def by_actor(stmt: Select, actor: str) -> Select:  # type: ignore[type-arg]
     return stmt.where(Event.actor == actor)
+
+
+def actor_kind_condition(column: Any, kind: str) -> ColumnElement[bool]:
+    """``user``/``agent``/``automation``: the actor's prefix; ``other``: none of those."""
+    if kind == OTHER:
+        return ~or_(*(starts_with(column, kind_prefix(k)) for k in NAMED_KINDS))
+    return starts_with(column, kind_prefix(kind))
 
 
 def by_session(stmt: Select, key: str) -> Select:  # type: ignore[type-arg]
@@ -111,7 +125,9 @@ def by_entity(stmt: Select, entity_type: str | None, code: str | None) -> Select
 
 
 def hot_only(stmt: Select, include_archived: bool) -> Select:  # type: ignore[type-arg]
-    return stmt if include_archived else stmt.where(Event.archived_at.is_(None))
+    """The events table holds hot rows only; archived ones are added by
+    ``archive_reads`` when a read includes them, so there is nothing to filter here."""
+    return stmt
 
 
 def correlation_condition(session: Session, correlation_id: str) -> ColumnElement[bool]:
@@ -170,13 +186,56 @@ def apply_filter(stmt: Select, flt: EventFilter) -> Select:  # type: ignore[type
     stmt = by_entity(stmt, flt.entity_type, flt.entity_code)
     if flt.actor:
         stmt = by_actor(stmt, flt.actor)
+    if flt.actor_kind:
+        stmt = stmt.where(actor_kind_condition(Event.actor, flt.actor_kind))
     if flt.session_key:
         stmt = by_session(stmt, flt.session_key)
     stmt = by_date_range(stmt, flt.start, flt.end)
     return hot_only(stmt, flt.include_archived)
 
 
-def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False) -> Select:  # type: ignore[type-arg]
+# Equality filters with a ``(column, id)`` index (0002, 0006), most selective first.
+ORDERED_BY = ("session_key", "entity_code", "actor", "entity_type")
+
+
+@dataclass(frozen=True)
+class IndexLed:
+    """A list filter arranged so PostgreSQL reads one index range in id order (see ``index_led``)."""
+
+    rest: EventFilter
+    conditions: tuple[ColumnElement[bool], ...] = ()
+    lead: tuple[Any, ...] = ()
+
+
+def index_led(flt: EventFilter) -> IndexLed:
+    """A page of ``/events`` as an index range, never the log walked by id and filtered.
+
+    The most selective equality filter with a ``(column, id)`` index is written as
+    ``column >= v AND column <= v`` and leads the ``ORDER BY``: the same rows and the
+    same order as ``column = v … ORDER BY id`` (the column is constant), but the
+    planner cannot drop the constant column from the sort, so only that index yields
+    the order and it reads that range, stopping after a page. A time range also
+    bounds ``id`` by the smallest and largest id inside it (from the ``(emitted_at,
+    id)`` index), so no page starts at the head of the log.
+    """
+    rest, conditions, lead = flt, [], []
+    for name in ORDERED_BY:
+        value = getattr(flt, name)
+        if value:
+            column = getattr(Event, name)
+            cleared: dict[str, Any] = {name: None}
+            rest, conditions, lead = dataclasses.replace(flt, **cleared), [column >= value, column <= value], [column]
+            break
+    window = by_date_range(select(Event.id), flt.start, flt.end)
+    if flt.start is not None:
+        conditions.append(Event.id >= window.with_only_columns(func.min(Event.id)).scalar_subquery())
+    if flt.end is not None:
+        conditions.append(Event.id <= window.with_only_columns(func.max(Event.id)).scalar_subquery())
+    return IndexLed(rest, tuple(conditions), tuple(lead))
+
+
+def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False,  # type: ignore[type-arg]
+           lead: tuple[Any, ...] = ()) -> Select:  # type: ignore[type-arg]
     """Oldest first by id, after ``after_id``; ids become visible in commit order,
     so ``id > cursor`` skips nothing.
 
@@ -188,7 +247,7 @@ def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False) -> 
     """
     stmt = stmt.where(Event.id > after_id)
     if not fenced:
-        return stmt.order_by(Event.id).limit(limit)
+        return stmt.order_by(*lead, Event.id).limit(limit)
     scope = stmt.with_only_columns(Event.id).cte("scope").prefix_with("MATERIALIZED")
     first = select(scope.c.id).order_by(scope.c.id).limit(limit)
     return select(Event).where(Event.id.in_(first)).order_by(Event.id)
@@ -203,11 +262,14 @@ def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
     }.get(entity_type, (None, None))
     if model is not None and column is not None:
         return session.scalar(select(model.id).where(column == code))  # type: ignore[attr-defined]
-    by_code = session.scalar(
-        select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code).limit(1)
-    )
+    from app.store.archive_reads import first_of  # archived events name entities too
+
+    by_code = first_of(session,
+                       select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code)
+                       .limit(1))
     if by_code is None and code.isascii() and code.isdigit() and len(code) <= 10 and int(code) <= INT_ID_MAX:
-        return session.scalar(  # entities without a code (notifications, alerts) are named by id
+        return first_of(  # entities without a code (notifications, alerts) are named by id
+            session,
             select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_id == int(code)).limit(1)
         )
     return by_code

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,14 +12,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.domain.clock import as_utc, iso
+from app.domain.clock import iso
 from app.domain.events import PlannedEvent
 from app.domain.hashing import CURRENT, event_hash
-from app.store.tables import Event, EventRollup, OutboxEntry, StreamMixin
+from app.store.event_tail import COMMIT_ORDER_LOCK, append_rows
+from app.store.event_tail import hour_bucket as hour_bucket  # re-exported: archiving counts by it too
+from app.store.tables import Event, EventRollup, StreamMixin
 
-# Held from the events' INSERT to COMMIT, so ids become visible in id order and
-# a reader paging by ``id > cursor`` never skips a late commit (DESIGN §3).
-COMMIT_ORDER_LOCK = 7_236_052_154_312_557_101
+# Ids of events given an outbox row in this session's transaction (``UnitOfWork.commit`` publishes them).
+QUEUED = "orchestration.queued_events"
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class EventMeta:
     correlation_chain: tuple[str, ...] = ()
     causation_id: str | None = None
     causation_depth: int = 0
+    # False for compensations (undo, repair): their events start no rules unless the caller asks.
+    trigger_rules: bool = True
 
 
 @dataclass
@@ -46,11 +48,8 @@ class StreamRef:
     row: StreamMixin | None = field(default=None, repr=False)
 
 
-def hour_bucket(moment: datetime) -> datetime:
-    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
-
-
 def take_commit_order_lock(session: Session) -> None:
+    """Only for tests and tools that must hold the writers' lock themselves."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COMMIT_ORDER_LOCK})
 
@@ -74,28 +73,27 @@ def append(
         return []
     row = stream.row if in_stream else None
     version = row.version if row is not None else 0
-    rows, last_hash = _chained_rows(stream, planned, meta, now, version, row.last_hash if row is not None else None,
+    rows, envelopes, last_hash = _chained_rows(stream, planned, meta, now, version, row.last_hash if row is not None else None,
                                     in_stream=row is not None)
     if row is not None:
         row.version = version + len(planned)
         row.last_hash = last_hash
         row.updated_at = now
-    take_commit_order_lock(session)
-    session.add_all(rows)
-    session.flush()
+    session.flush()  # the row's UPDATE, before the commit-order lock: the tail holds it only to COMMIT
+    queued = append_rows(session, rows, envelopes, now, dispatch=dispatch and meta.trigger_rules)
+    session.info.setdefault(QUEUED, set()).update(queued)
     if row is not None:
         _snapshot_if_due(session, stream, version, row.version, now)
-    if dispatch:
-        session.add_all(OutboxEntry(event_id=r.id, created_at=now) for r in rows)
-    _count_in_rollups(session, rows)
     return rows
 
 
 def _chained_rows(stream: StreamRef, planned: list[PlannedEvent], meta: EventMeta, now: datetime,
-                  version: int, prev_hash: str | None, *, in_stream: bool) -> tuple[list[Event], str | None]:
+                  version: int, prev_hash: str | None, *,
+                  in_stream: bool) -> tuple[list[Event], list[dict[str, Any]], str | None]:
     """Sequence and hash each planned event after the stream's head; returns the rows and the new head."""
     chain = [c for c in dict.fromkeys(meta.correlation_chain) if c != stream.correlation_id]
     rows: list[Event] = []
+    envelopes: list[dict[str, Any]] = []
     for offset, item in enumerate(planned, start=1):
         envelope = {
             "event_id": item.event_id or str(uuid.uuid4()),
@@ -116,9 +114,10 @@ def _chained_rows(stream: StreamRef, planned: list[PlannedEvent], meta: EventMet
         }
         digest = event_hash(envelope)
         rows.append(_row(envelope, digest, now, meta.causation_depth))
+        envelopes.append(envelope)
         if in_stream:
             prev_hash = digest
-    return rows, prev_hash
+    return rows, envelopes, prev_hash
 
 
 def _snapshot_if_due(session: Session, stream: StreamRef, before: int, after: int, now: datetime) -> None:
@@ -151,13 +150,6 @@ def _row(envelope: dict[str, Any], digest: str, now: datetime, depth: int) -> Ev
         prev_hash=envelope["prev_hash"],
         hash_scheme=envelope["hash_scheme"],
     )
-
-
-def _count_in_rollups(session: Session, rows: list[Event]) -> None:
-    counts = Counter(
-        (hour_bucket(r.emitted_at), r.type, r.actor, r.entity_type) for r in rows
-    )
-    add_to_rollups(session, {key + (False,): n for key, n in counts.items()})
 
 
 _ROLLUP_UPSERTS: dict[str, Any] = {}

@@ -27,7 +27,8 @@ from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.orm import Session
 
 from app.domain.buckets import LABEL_FORMATS, split_hours
-from app.store.event_queries import EventFilter, apply_filter, type_condition
+from app.store.archive_reads import in_archive
+from app.store.event_queries import EventFilter, actor_kind_condition, apply_filter, type_condition
 from app.store.tables import Event, EventRollup
 
 DIMENSIONS = ("type", "actor", "entity_type")
@@ -69,8 +70,11 @@ def rollups_answer(flt: EventFilter, keys: tuple[str, ...]) -> bool:
 def raw_counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Counts:
     """One grouped count over the filtered log rows."""
     columns = _group_columns(session, Event, Event.emitted_at, keys)
-    stmt = apply_filter(select(*columns, func.count()).select_from(Event), flt)
-    return _collect(session, stmt.group_by(*columns))
+    stmt = apply_filter(select(*columns, func.count()).select_from(Event.__table__), flt).group_by(*columns)
+    found = _collect(session, stmt)
+    if flt.include_archived:  # archived rows live in their own table (archive_reads)
+        found.update(_collect(session, in_archive(stmt)))
+    return found
 
 
 def rollup_counts(session: Session, flt: EventFilter, hours: tuple[datetime | None, datetime | None],
@@ -92,6 +96,8 @@ def _rollup_filter(stmt: Select, flt: EventFilter,  # type: ignore[type-arg]
         stmt = stmt.where(type_condition(EventRollup.type, flt.type))
     if flt.actor:
         stmt = stmt.where(EventRollup.actor == flt.actor)
+    if flt.actor_kind:
+        stmt = stmt.where(actor_kind_condition(EventRollup.actor, flt.actor_kind))
     if flt.entity_type:
         stmt = stmt.where(EventRollup.entity_type == flt.entity_type)
     if not flt.include_archived:

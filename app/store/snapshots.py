@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.history import states
-from app.store.event_store import envelope
+from app.store import archive_reads
 from app.store.tables import Event, Snapshot
 
 # ``Session.info`` key: how many events of a stream between snapshots (0 turns them off).
@@ -58,7 +58,7 @@ def stream_events(session: Session, entity_type: str, entity_id: int, *, after_s
         stmt = stmt.where(Event.emitted_at <= at)
     if max_sequence is not None:
         stmt = stmt.where(Event.sequence <= max_sequence)
-    return [envelope(e) for e in session.scalars(stmt.order_by(Event.sequence, Event.id))]
+    return archive_reads.envelopes(session, archive_reads.both(stmt, "sequence", "id"))
 
 
 def fold_across(session: Session, entity_type: str, entity_id: int, events: Iterable[dict[str, Any]],
@@ -85,7 +85,8 @@ def missing_after(session: Session, entity_type: str, entity_id: int, sequence: 
     """True when the event after ``sequence`` is gone although the stream went on (a purge
     removed it): what happened right after ``sequence`` can no longer be told."""
     of_stream = (Event.entity_type == entity_type, Event.entity_id == entity_id)
-    if session.scalar(select(Event.id).where(*of_stream, Event.sequence == sequence + 1).limit(1)) is not None:
+    following = select(Event.id).where(*of_stream, Event.sequence == sequence + 1).limit(1)
+    if archive_reads.first_of(session, following) is not None:
         return False
     later = select(Snapshot.id).where(Snapshot.entity_type == entity_type, Snapshot.entity_id == entity_id,
                                       Snapshot.sequence > sequence).limit(1)

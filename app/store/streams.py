@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.integrity import Head
+from app.store import archive_reads
 from app.store.event_queries import correlation_condition
-from app.store.event_store import envelope
 from app.store.tables import AgentSession, Event, Signal, Sprint, Task
 
 STREAM_MODELS: dict[str, Any] = {"sprint": Sprint, "task": Task, "session": AgentSession}
@@ -58,24 +58,20 @@ def all_stream_rows(session: Session) -> dict[tuple[str, int], StreamRow]:
 
 def chain_events(session: Session, correlation_id: str) -> list[dict[str, Any]]:
     """Every event of a correlation, archived ones included, oldest first."""
-    stmt = select(Event).where(correlation_condition(session, correlation_id)).order_by(Event.id)
-    return [envelope(e) for e in session.scalars(stmt)]
+    stmt = select(Event).where(correlation_condition(session, correlation_id))
+    return archive_reads.envelopes(session, archive_reads.both(stmt, "id"))
 
 
 def every_stream(session: Session) -> Iterator[tuple[tuple[str, int], list[dict[str, Any]]]]:
     """Each stream's events in sequence order, one stream at a time, read in batches."""
-    stmt = (
-        select(Event)
-        .where(Event.sequence.is_not(None))
-        .order_by(Event.entity_type, Event.entity_id, Event.sequence, Event.id)
-        .execution_options(yield_per=BATCH)
-    )
-    rows = (envelope(e) for e in session.scalars(stmt))
+    stmt = archive_reads.both(select(Event).where(Event.sequence.is_not(None)),
+                              "entity_type", "entity_id", "sequence", "id")
+    rows = archive_reads.stream(session, stmt, BATCH)
     for key, events in groupby(rows, key=lambda e: (e["entity"]["type"], e["entity"]["id"])):
         yield key, list(events)
 
 
 def loose_events(session: Session) -> Iterator[dict[str, Any]]:
     """Events outside any stream (``validation_failed``), in batches."""
-    stmt = select(Event).where(Event.sequence.is_(None)).order_by(Event.id).execution_options(yield_per=BATCH)
-    return (envelope(e) for e in session.scalars(stmt))
+    stmt = archive_reads.both(select(Event).where(Event.sequence.is_(None)), "id")
+    return archive_reads.stream(session, stmt, BATCH)

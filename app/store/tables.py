@@ -7,13 +7,16 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -138,21 +141,27 @@ class Event(Base):
             postgresql_using="gin",
             postgresql_ops={"correlation_chain": "jsonb_path_ops"},
         ),
-        Index("ix_events_archived_at_id", "archived_at", "id"),
         Index("ix_events_session_key_id", "session_key", "id"),
         Index("ix_events_entity_code_id", "entity_code", "id"),
+        # actor_kind filters: ``actor LIKE 'user:%'`` under any collation (0009).
+        Index("ix_events_actor_pattern", "actor", postgresql_ops={"actor": "varchar_pattern_ops"}),
+        # Each list filter is an ordered range on (filter, id): a page never walks the log (0006).
+        Index("ix_events_actor_id", "actor", "id"),
+        Index("ix_events_type_id", "type", "id", postgresql_ops={"type": "varchar_pattern_ops"}),
+        Index("ix_events_entity_type_id", "entity_type", "id"),
+        Index("ix_events_emitted_at_id", "emitted_at", "id"),
         # Never reuse an id on SQLite, even after a purge deletes the highest ones.
         {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    type: Mapped[str] = mapped_column(String(200), index=True)
+    type: Mapped[str] = mapped_column(String(200))
     entity_type: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[int] = mapped_column(Integer)
     entity_code: Mapped[str | None] = mapped_column(String(128))
     sequence: Mapped[int | None] = mapped_column(Integer)
-    actor: Mapped[str] = mapped_column(String(200), index=True)
-    emitted_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    emitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     correlation_id: Mapped[str] = mapped_column(String(36), index=True)
     correlation_chain: Mapped[list[str]] = mapped_column(Json, default=list)
     causation_id: Mapped[str | None] = mapped_column(String(36), index=True)
@@ -168,6 +177,30 @@ class Event(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+def _archive_columns() -> list[Column[Any]]:
+    """Every column of the events table, whatever it has by now: archiving moves rows whole."""
+    return [Column(c.name, c.type, nullable=c.nullable) for c in Event.__table__.columns]
+
+
+# Archived events, moved out of the hot table (same columns). On PostgreSQL it is
+# partitioned by month of ``emitted_at`` (partitions made on demand by the archiver),
+# so purge empties and drops whole partitions; on SQLite it is a plain table.
+EVENTS_ARCHIVE = Table(
+    "orchestration_events_archive",
+    Base.metadata,
+    *_archive_columns(),
+    PrimaryKeyConstraint("id", "emitted_at", name="pk_orchestration_events_archive"),
+    Index("ix_events_archive_stream", "entity_type", "entity_id", "sequence"),
+    Index("ix_events_archive_correlation_id", "correlation_id"),
+    Index("ix_events_archive_correlation_chain", "correlation_chain", postgresql_using="gin",
+          postgresql_ops={"correlation_chain": "jsonb_path_ops"}),
+    Index("ix_events_archive_session_key_id", "session_key", "id"),
+    Index("ix_events_archive_entity_code_id", "entity_code", "id"),
+    Index("ix_events_archive_event_id", "event_id"),
+    postgresql_partition_by="RANGE (emitted_at)",
+)
+
+
 class OutboxEntry(Base):
     """An event rules must still see; deleted when a worker has evaluated it."""
 
@@ -178,6 +211,8 @@ class OutboxEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     dispatch_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Deliveries that failed for a non-transient reason; at ORCH_OUTBOX_MAX_DELIVERIES the event is dead-lettered.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Rule(Base):
@@ -284,6 +319,8 @@ class ArchiveManifest(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     stream_heads: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The file's newest event timestamp: purge picks due files without reading their rows (0006).
+    newest_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -8,6 +8,8 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.store.event_store import QUEUED
+
 log = logging.getLogger(__name__)
 
 Dispatcher = Callable[[Sequence[int]], None]
@@ -48,8 +50,11 @@ class UnitOfWork:
             self.session.close()
 
     def commit(self) -> None:
+        """Commit, then publish the new events some rule may match (those given an outbox row)."""
+        queued = self.session.info.pop(QUEUED, set())
         self.session.commit()
-        ids, self.pending_dispatch = self.pending_dispatch, []
+        ids = [i for i in dict.fromkeys(self.pending_dispatch) if i in queued]
+        self.pending_dispatch = []
         if ids and self._dispatcher is not None:
             try:
                 self._dispatcher(ids)

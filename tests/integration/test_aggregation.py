@@ -46,6 +46,7 @@ def test_stats_over_all_time_count_every_event_by_type_actor_entity_type_and_day
             "orchestration.task.priority_changed": 1, "orchestration.task.status_changed": 1,
         },
         "by_actor": {"automation:alert_p0": 1, "automation:notify_blocked": 1, "user:admin": 4, "user:writer": 7},
+        "by_actor_kind": {"automation": 2, "user": 11},
         "by_entity_type": {"alert": 1, "notification": 1, "session": 4, "sprint": 1, "task": 6},
         "by_day": {DAY1: 8, DAY2: 5},
     }
@@ -108,6 +109,8 @@ FILTERS = [
     {"entity_type": "notification"},
     {"actor": "user:admin", "from": f"{DAY1}T09:20:00Z", "to": f"{DAY2}T08:00:00.000001Z"},
     {"from": f"{DAY1}T10:30:00.5Z", "to": f"{DAY2}T08:45:00Z"},
+    {"actor_kind": "automation"},
+    {"actor_kind": "user", "type": "orchestration.task.*", "from": f"{DAY1}T10:05:00Z", "to": f"{DAY2}T09:10:00Z"},
 ]
 
 
@@ -117,9 +120,10 @@ def assert_totals_agree(api: Api, filters: dict[str, Any]) -> int:
     listed = api.events(**filters)
     hourly = timeline(api, bucket="hour", **{**ALL_OF_IT, **filters})
     daily = timeline(api, bucket="day", **{**ALL_OF_IT, **filters})
-    breakdowns = [sum(counted[k].values()) for k in ("by_type", "by_actor", "by_entity_type", "by_day")]
+    breakdowns = [sum(counted[k].values()) for k in ("by_type", "by_actor", "by_entity_type", "by_day",
+                                                      "by_actor_kind")]
 
-    assert breakdowns == [counted["total"]] * 4, filters
+    assert breakdowns == [counted["total"]] * 5, filters
     assert counted["total"] == len(listed), filters
     assert counted["by_type"] == dict(Counter(e["type"] for e in listed)), filters
     assert sum(b["count"] for b in hourly["buckets"]) == counted["total"], filters
@@ -176,7 +180,8 @@ RANGES = [(a, b) for a, b in itertools.product([None, *EDGES], [*EDGES, None]) i
 def test_rollup_backed_counts_equal_a_raw_count_for_any_range(api: Api, runtime: Any, dataset: Dataset) -> None:
     uow = runtime.read_uow()
     with uow:
-        for (start, end), base in itertools.product(RANGES, (EventFilter(), EventFilter(type="orchestration.task.*"))):
+        bases = (EventFilter(), EventFilter(type="orchestration.task.*"), EventFilter(actor_kind="user"))
+        for (start, end), base in itertools.product(RANGES, bases):
             flt = dataclasses.replace(base, start=start and moment(start), end=end and moment(end))
             for keys in (("type", "actor", "entity_type"), ("day", "type"), ("hour",)):
                 assert rollups.counts(uow.session, flt, keys) == rollups.raw_counts(uow.session, flt, keys), flt

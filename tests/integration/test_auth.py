@@ -26,6 +26,8 @@ def required_role(method: str, rule: str) -> str:
         return "admin"
     if rule == "/api/orchestration/events/replay":
         return "admin"
+    if re.fullmatch(r"/api/orchestration/sessions/[^/]+/revert", rule):  # a session revert is admin's
+        return "admin"
     return "writer"
 
 

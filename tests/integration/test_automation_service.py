@@ -31,6 +31,9 @@ def flaky_once(event: Any, params: Any, facts: Any) -> list[Any]:
 def flaky_rule(runtime: Any) -> Iterator[None]:
     calls["n"] = 0
     rule_registry.register_rule({"type": "custom.flaky"}, flaky_once, name="test_flaky_once")
+    with runtime.uow() as uow:  # its row exists before the trigger is appended, as a worker seeds it at start
+        rule_registry.ensure_rules(uow.session, runtime.clock)
+        uow.commit()
     yield
     rule_registry._code_rules.pop("test_flaky_once", None)
     rule_registry._actions.pop("code:test_flaky_once", None)

@@ -22,8 +22,8 @@ from sqlalchemy import select, text, update
 
 from app.domain.events import PlannedEvent
 from app.store.event_store import EventMeta, StreamRef, add_to_rollups, append, hour_bucket
-from app.store.tables import Base, Event, Signal
-from tests.support import Api
+from app.store.tables import EVENTS_ARCHIVE, Base, Event, Signal
+from tests.support import Api, move_marked_to_archive
 
 WORKFLOW = "6f1c7f7e-0000-4000-8000-000000000001"
 DAY1 = "2026-03-02"
@@ -255,6 +255,7 @@ def archive_day_one(runtime: Any) -> None:
         uow.session.execute(update(Event).where(Event.emitted_at < moment(DAY2)).values(archived_at=stamp))
         add_to_rollups(uow.session, moved)
         uow.commit()
+    move_marked_to_archive(runtime)
 
 
 def test_archived_events_are_left_out_unless_asked_for_everywhere(api: Api, runtime: Any, dataset: Dataset) -> None:
@@ -286,6 +287,9 @@ def test_invalid_list_input_is_a_422_naming_the_field(api: Api, dataset: Dataset
 
 def test_the_migrations_create_exactly_the_tables_the_code_declares(runtime: Any) -> None:
     with runtime.engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        # the archive's monthly partitions are made on demand by the archiver, not declared
+        on_demand = {"include_name": lambda name, kind, _parent: not (
+            kind == "table" and str(name).startswith(f"{EVENTS_ARCHIVE.name}_"))}
+        assert compare_metadata(MigrationContext.configure(connection, opts=on_demand), Base.metadata) == []
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert version is not None

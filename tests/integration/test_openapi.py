@@ -17,6 +17,7 @@ CONTRACT_ENDPOINTS = [
     ("get", "/rules/{rule_id}"), ("patch", "/rules/{rule_id}"), ("delete", "/rules/{rule_id}"),
     ("post", "/rules/{rule_id}/dry-run"), ("get", "/rules/runs"), ("post", "/rules/runs/{run_id}/undo"),
     ("get", "/health"), ("get", "/livez"), ("get", "/readyz"), ("get", "/metrics"),
+    ("get", "/sessions/{key}/report"), ("post", "/sessions/{key}/revert"),
 ]
 
 

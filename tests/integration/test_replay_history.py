@@ -13,7 +13,7 @@ from app.store import repositories as repo
 from app.store import snapshots
 from app.store.event_store import EventMeta, append
 from tests.integration.replay_helpers import count, execute, fields_of, history, snapshot_every
-from tests.support import Api
+from tests.support import Api, move_marked_to_archive
 
 T0 = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
 
@@ -170,6 +170,7 @@ def test_reconstruction_starts_from_a_snapshot_when_older_events_are_gone(api: A
 def test_archived_events_are_listed_on_request_and_always_count_in_the_states(api: Api, runtime: Any) -> None:
     build_task(api)
     execute(runtime, "UPDATE orchestration_events SET archived_at = emitted_at WHERE sequence IN (2, 3)")
+    move_marked_to_archive(runtime)
     hot = history(api, "/tasks/T-H/history")
     everything = history(api, "/tasks/T-H/history", include_archived="true")
     assert [i["event"]["sequence"] for i in hot] == [1, 4, 5, 6, 7, 8]

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from app.domain.rule_actions import AppendEvent, Effect, Facts
+from app.services import automation
 from app.services.rule_registry import register_rule
 
 SLOW_SECONDS = 60
@@ -40,3 +41,18 @@ register_rule({"type": "custom.test.slow"}, slow_then_mark, name="test_slow_mark
               description="test only: hangs on its first attempt")
 register_rule({"type": "custom.test.fail"}, always_unavailable, name="test_always_unavailable",
               description="test only: fails with a transient error every time")
+register_rule({"type": "custom.test.poison"}, {"name": "emit_event", "params": {"type": "custom.test.never"}},
+              name="test_poison_target", description="test only: its trigger can never be processed")
+
+_real_envelope = automation.envelope
+
+
+def _envelope_or_poison(event: Any) -> Any:
+    """A poison message: ``custom.test.poison`` events fail to decode in the worker, on every delivery,
+    as an event the API accepted but the worker cannot read would (not a transient database error)."""
+    if event.type == "custom.test.poison":
+        raise ValueError("simulated: this event cannot be decoded")
+    return _real_envelope(event)
+
+
+automation.envelope = _envelope_or_poison  # type: ignore[assignment]

@@ -175,6 +175,7 @@ def worker_env(database_url: str, broker_url: str, broker_dir: Path, **extra: st
         "ORCH_AUTOMATION_MODULES": PLUGINS,
         "ORCH_AUTOMATION_MAX_RETRIES": "2",
         "ORCH_OUTBOX_SWEEP_AFTER": "0",
+        "ORCH_OUTBOX_MAX_DELIVERIES": "3",
         "PYTHONPATH": str(ROOT),
     } | extra
 

@@ -1,0 +1,205 @@
+"""The serial tail of a write: commit-order lock, events, outbox rows and rollups in one round trip.
+
+Ids come from a sequence at INSERT time but become visible at COMMIT, so a
+reader paging by ``id > cursor`` could skip a row that commits late. Writers
+therefore take a transaction-level advisory lock before the events' INSERT
+and keep it to COMMIT (DESIGN §3). What matters is how long they keep it:
+everything else of the write (row lock, row UPDATE, hashing, the response)
+happens before, and on PostgreSQL the tail is **one statement**
+(``TAIL_SQL``): the lock, the events, their outbox rows and the rollup
+upserts, followed by COMMIT. The serial section is the server's work for
+that statement plus the commit, no client round trip or Python in between.
+Hot rollup rows (same hour, type, actor) are only touched inside that
+section, so they add no serial point of their own.
+
+An event gets an outbox row only if some enabled rule's trigger could match
+it (``domain.interest.may_trigger``), judged from the rule index cached in
+this process (``rule_index``). The tail statement also returns the rules'
+version; when it differs from the cached one, the index is reloaded and the
+outbox rows the fresh rules want are added before COMMIT, so a stale cache
+never loses an event. On SQLite (one writer at a time, ``BEGIN IMMEDIATE``)
+the same steps are separate statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import delete, insert, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from app.domain.clock import as_utc
+from app.domain.interest import may_trigger
+from app.store import rule_index
+from app.store.bell import note_appended
+from app.store.tables import Event, OutboxEntry
+
+# Held from the events' INSERT to COMMIT, so ids become visible in id order.
+COMMIT_ORDER_LOCK = 7_236_052_154_312_557_101
+
+
+def hour_bucket(moment: datetime) -> datetime:
+    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
+
+
+def rollup_counts(rows: Sequence[Event]) -> dict[tuple[Any, ...], int]:
+    """``(bucket, type, actor, entity_type, archived) -> n`` for fresh (unarchived) events."""
+    counts = Counter((hour_bucket(r.emitted_at), r.type, r.actor, r.entity_type) for r in rows)
+    return {key + (False,): n for key, n in counts.items()}
+
+
+def append_rows(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
+                dispatch: bool) -> set[int]:
+    """Insert the events (setting their ids), their outbox rows when a rule may care, and the rollups.
+
+    Returns the ids that got an outbox row: the only ones worth a message.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return _postgres_tail(session, rows, envelopes, now, dispatch=dispatch)
+    return _sqlite_tail(session, rows, envelopes, now, dispatch=dispatch)
+
+
+def _wanted(index: rule_index.RuleIndex, envelopes: Sequence[dict[str, Any]], dispatch: bool) -> list[str]:
+    """Event ids (uuids) some enabled rule could fire on."""
+    return [e["event_id"] for e in envelopes
+            if dispatch and (not index.seeded or may_trigger(index.triggers, e))]
+
+
+def _queue(session: Session, rows: Sequence[Event], event_ids: set[str], now: datetime) -> set[int]:
+    """Outbox rows for these events (already inserted, ids set)."""
+    ids = [row.id for row in rows if row.event_id in event_ids]
+    if ids:
+        session.execute(insert(OutboxEntry), [{"event_id": i, "created_at": now, "dispatch_count": 0, "failures": 0}
+                                             for i in ids])
+    return set(ids)
+
+
+# --- PostgreSQL: one statement -------------------------------------------------------------------
+
+Column = tuple[str, str, Any, bool]  # attribute, column name, scalar default, has a server default
+
+
+@cache
+def _all_columns() -> tuple[Column, ...]:
+    """Every events column but ``id``, in table order."""
+    found = []
+    for column in Event.__table__.columns:
+        if column.key == "id":
+            continue
+        default = column.default.arg if column.default is not None and column.default.is_scalar else None
+        found.append((column.key, column.name, default, column.server_default is not None))
+    return tuple(found)
+
+
+def _event_columns(rows: Sequence[Event]) -> tuple[Column, ...]:
+    """The columns to write: all but those left to a server default by every row."""
+    return tuple(c for c in _all_columns()
+                 if not (c[3] and c[2] is None and all(getattr(r, c[0]) is None for r in rows)))
+
+
+@cache
+def tail_sql(columns: tuple[Column, ...]) -> str:
+    """The tail statement, built from the table so a new column needs no edit here."""
+    dialect = postgresql.dialect()
+    table = Event.__table__
+    names = [c[1] for c in columns]
+    record = ", ".join(f'"{n}" {table.c[n].type.compile(dialect=dialect)}' for n in names) + ", ord int"
+    quoted = ", ".join(f'"{n}"' for n in names)
+    return f"""
+WITH fence AS (SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}) AS held),
+ins AS (
+  INSERT INTO orchestration_events ({quoted})
+  SELECT {", ".join(f'e."{n}"' for n in names)}
+  FROM fence CROSS JOIN jsonb_to_recordset(CAST(:events AS jsonb)) AS e({record})
+  ORDER BY e.ord
+  RETURNING id, type, event_id
+),
+queued AS (
+  INSERT INTO orchestration_outbox (event_id, created_at, dispatch_count)
+  SELECT ins.id, CAST(:now AS timestamptz), 0 FROM ins
+  WHERE ins.event_id = ANY(CAST(:queue AS varchar[]))
+  RETURNING event_id
+),
+counted AS (
+  INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count)
+  SELECT c.bucket_start, c.type, c.actor, c.entity_type, c.archived, c.n
+  FROM fence CROSS JOIN jsonb_to_recordset(CAST(:rollups AS jsonb))
+       AS c(bucket_start timestamptz, type varchar, actor varchar, entity_type varchar, archived boolean, n bigint,
+            ord int)
+  ORDER BY c.ord
+  ON CONFLICT (bucket_start, type, actor, entity_type, archived)
+  DO UPDATE SET count = orchestration_event_rollups.count + excluded.count
+)
+SELECT ins.event_id, ins.id, queued.event_id IS NOT NULL AS queued, {rule_index.VERSION_SQL["postgresql"]}
+FROM ins LEFT JOIN queued ON queued.event_id = ins.id
+"""
+
+
+def _json_value(value: Any) -> Any:
+    return as_utc(value).isoformat() if isinstance(value, datetime) else value
+
+
+def _event_records(rows: Sequence[Event], columns: tuple[Column, ...]) -> str:
+    records = []
+    for ord_, row in enumerate(rows):
+        record: dict[str, Any] = {"ord": ord_}
+        for key, name, default, _ in columns:
+            value = getattr(row, key)
+            record[name] = _json_value(default if value is None else value)
+        records.append(record)
+    return json.dumps(records, separators=(",", ":"))
+
+
+def _rollup_records(rows: Sequence[Event]) -> str:
+    ordered = sorted(rollup_counts(rows).items(), key=lambda kv: repr(kv[0]))
+    return json.dumps([{"bucket_start": b.isoformat(), "type": t, "actor": a, "entity_type": e, "archived": arch,
+                        "n": n, "ord": i} for i, ((b, t, a, e, arch), n) in enumerate(ordered)])
+
+
+def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
+                   dispatch: bool) -> set[int]:
+    index = rule_index.current(session)
+    columns = _event_columns(rows)
+    params = {"events": _event_records(rows, columns), "rollups": _rollup_records(rows),
+              "now": as_utc(now).isoformat(), "queue": _wanted(index, envelopes, dispatch)}
+    result = session.execute(text(tail_sql(columns)), params).all()
+    note_appended(session)
+    found = {event_id: event_pk for event_id, event_pk, _, _ in result}
+    for row in rows:
+        row.id = found[row.event_id]
+    queued = {event_pk for _, event_pk, was_queued, _ in result if was_queued}
+    if dispatch and result[0][3] != index.version:  # the rules changed since this process cached them
+        fresh = set(_wanted(rule_index.refresh(session), envelopes, dispatch))
+        stale = {r.id for r in rows if r.id in queued and r.event_id not in fresh}
+        if stale:
+            session.execute(delete(OutboxEntry).where(OutboxEntry.event_id.in_(stale)))
+        queued = (queued - stale) | _queue(session, rows, fresh - {r.event_id for r in rows if r.id in queued}, now)
+    return queued
+
+
+# --- SQLite: the single writer makes commit order id order; plain statements -----------------
+
+def _sqlite_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
+                 dispatch: bool) -> set[int]:
+    from app.store.event_store import add_to_rollups  # the shared upsert, also used by archiving
+
+    columns = _event_columns(rows)
+    values = [{key: (default if getattr(row, key) is None else getattr(row, key))
+               for key, _, default, _ in columns} for row in rows]
+    ids = session.scalars(insert(Event).returning(Event.id, sort_by_parameter_order=True), values).all()
+    for row, event_pk in zip(rows, ids, strict=True):
+        row.id = event_pk
+    queued: set[int] = set()
+    if dispatch:
+        index = rule_index.current(session)
+        if session.execute(text(f"SELECT {rule_index.version_sql(session)}")).scalar_one() != index.version:
+            index = rule_index.refresh(session)
+        queued = _queue(session, rows, set(_wanted(index, envelopes, dispatch)), now)
+    add_to_rollups(session, rollup_counts(rows))
+    return queued
