@@ -18,6 +18,7 @@ from app.services.rate_limit import RequestLimiter
 from app.services.token_cache import TokenVerifier
 from app.store.bell import Bell, ring_after_commit
 from app.store.database import make_engine, session_factories
+from app.store.event_tail import APPENDED_TYPES
 from app.store.snapshots import SNAPSHOT_EVERY
 from app.store.tables import Event
 from app.store.uow import Dispatcher, UnitOfWork
@@ -83,8 +84,9 @@ def count_committed_events(factory: sessionmaker[Session]) -> None:
     @event.listens_for(factory, "after_commit")
     def _count(session: Session) -> None:
         rows = session.info.pop(_FLUSHED, [])
-        metrics.events_appended(row.type for row in rows if row in session)
+        metrics.events_appended([row.type for row in rows if row in session] + session.info.pop(APPENDED_TYPES, []))
 
     @event.listens_for(factory, "after_rollback")
     def _forget(session: Session) -> None:
         session.info.pop(_FLUSHED, None)
+        session.info.pop(APPENDED_TYPES, None)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.store.tables import ArchiveManifest, Event
+from app.store.tables import EVENTS_ARCHIVE, Event
 
 EVENTS_TABLE = Event.__tablename__
 
@@ -31,38 +31,33 @@ def can_record(writer: sessionmaker[Session]) -> dict[str, Any]:
 
 
 def event_table_stats(engine: Engine) -> dict[str, Any]:
-    """Rows and bytes of the events table, hot vs archived.
+    """Rows and bytes of the events table (hot) and of its archive table.
 
     Cheap on purpose, as scrapes are frequent: PostgreSQL's planner estimate
-    (``reltuples``) for the total, ``pg_total_relation_size`` for bytes, and
-    the archive manifests of files not purged for the archived rows. SQLite
-    counts. Bytes are split by the row share, an estimate.
+    (``reltuples``, a count when never analyzed) and ``pg_total_relation_size``;
+    SQLite counts, and sums its pages (``dbstat``).
     """
     with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            # One manifest row per archive file (about a thousand events), not a scan of the archived rows.
-            archived = int(connection.scalar(select(func.coalesce(func.sum(ArchiveManifest.event_count), 0))
-                                             .where(ArchiveManifest.purged_at.is_(None))) or 0)
-            estimate = connection.scalar(text("SELECT reltuples::bigint FROM pg_class WHERE oid = CAST(:t AS regclass)"),
-                                         {"t": EVENTS_TABLE})
-            total = int(estimate) if estimate is not None and estimate >= 0 else None
-            size = int(connection.scalar(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": EVENTS_TABLE}))
-        else:
-            archived = int(connection.scalar(select(func.count()).where(Event.archived_at.is_not(None))) or 0)
-            total, size = None, _sqlite_bytes(connection)
-        if total is None or total < archived:
-            total = int(connection.scalar(select(func.count()).select_from(Event)) or 0)
-    hot = total - archived
-    share = archived / total if total else 0.0
-    return {"rows": {"hot": hot, "archived": archived},
-            "bytes": {"hot": round(size * (1 - share)), "archived": round(size * share)}}
+        found = {state: _table_size(connection, engine.dialect.name, name)
+                 for state, name in (("hot", EVENTS_TABLE), ("archived", EVENTS_ARCHIVE.name))}
+    return {"rows": {k: v[0] for k, v in found.items()}, "bytes": {k: v[1] for k, v in found.items()}}
 
 
-def _sqlite_bytes(connection: Any) -> int:
-    """The table's pages when SQLite has ``dbstat``; otherwise the whole file's."""
+def _table_size(connection: Any, dialect: str, table: str) -> tuple[int, int]:
+    if dialect == "postgresql":
+        estimate = connection.scalar(text("SELECT reltuples::bigint FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                                     {"t": table})
+        size = int(connection.scalar(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": table}))
+        if estimate is not None and estimate >= 0:
+            return int(estimate), size
+        return int(connection.scalar(text(f'SELECT count(*) FROM "{table}"'))), size
+    rows = int(connection.scalar(text(f'SELECT count(*) FROM "{table}"')))
+    return rows, _sqlite_bytes(connection, table)
+
+
+def _sqlite_bytes(connection: Any, table: str) -> int:
+    """The table's pages when SQLite has ``dbstat``; otherwise 0."""
     try:
-        return int(connection.scalar(text("SELECT SUM(pgsize) FROM dbstat WHERE name = :t"), {"t": EVENTS_TABLE})
-                   or 0)
+        return int(connection.scalar(text("SELECT SUM(pgsize) FROM dbstat WHERE name = :t"), {"t": table}) or 0)
     except Exception:  # noqa: BLE001 - dbstat is a compile-time option of SQLite
-        pages = connection.scalar(text("PRAGMA page_count")) or 0
-        return int(pages) * int(connection.scalar(text("PRAGMA page_size")) or 0)
+        return 0

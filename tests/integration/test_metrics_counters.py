@@ -60,4 +60,4 @@ def test_metrics_split_the_events_table_into_hot_and_archived_rows(app: Flask, a
     assert scraped["orch_events_rows[('state', 'archived')]"] == 1
     assert scraped["orch_events_rows[('state', 'hot')]"] == 1
     assert scraped["orch_events_bytes[('state', 'hot')]"] > 0
-    assert scraped["orch_outbox_pending[]"] == 2  # both creations wait for the rules: no worker here
+    assert scraped["orch_outbox_pending[]"] == 1  # only the P0 creation waits for a rule (alert_p0_task)
