@@ -24,7 +24,9 @@ run: migrate
 	@echo "First admin token (keep it; it is stored hashed only):"
 	@$(VENV)/bin/flask orchestration create-token --actor user:admin --role admin
 	@echo "API:  http://127.0.0.1:$(PORT)/api/orchestration   docs: http://127.0.0.1:$(PORT)/docs   console: http://127.0.0.1:$(PORT)/console"
-	PATH="$(abspath $(VENV))/bin:$$PATH" PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	@rm -rf var/metrics && mkdir -p var/metrics
+	PATH="$(abspath $(VENV))/bin:$$PATH" PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR="$(abspath var/metrics)" \
+		$(PY) -m app.procfile start -f Procfile
 
 test: install
 	$(VENV)/bin/pytest

@@ -37,6 +37,11 @@ worker_prefetch_multiplier = 1
 task_soft_time_limit = 120
 task_time_limit = 180
 
+# Task events, so `celery -A workers flower` (or `celery events`) can watch the workers.
+worker_send_task_events = True
+task_send_sent_event = True
+# Shutdown: stop consuming at once; jobs in flight finish (warm shutdown) or are requeued (acks_late).
+worker_cancel_long_running_tasks_on_connection_loss = True
 # A plain ``celery -A workers worker`` consumes both queues (it runs on its own); the Procfile gives
 # webhooks a worker of their own and keeps the main one off their queue (``-X webhooks``).
 task_default_queue = "celery"

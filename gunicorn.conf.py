@@ -15,6 +15,8 @@ patches the standard library.
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 from gunicorn import util
 
@@ -24,9 +26,10 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))  # per gevent worker
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))  # gthread only
 timeout = 60
-graceful_timeout = 10
-accesslog = "-"
+graceful_timeout = 8  # under make run's 10 s before SIGKILL (app/procfile.py)
+accesslog = None  # the app logs one structured line per request (app/api/observe.py)
 preload_app = False
+
 # gunicorn answers a longer request line (method, path and query) itself, before the app
 # sees the request; 8190 is the most gunicorn allows (README "Limits").
 limit_request_line = 8190
@@ -44,3 +47,35 @@ def _problem_error(sock, status_int, reason, mesg):
 
 
 util.write_error = _problem_error  # the workers call util.write_error for every error they answer themselves
+
+
+# Observability (issue 16). Each worker process writes its metric samples to
+# files in one directory that /metrics reads (prometheus-client's multiprocess
+# mode). `make run` shares its directory with the Celery worker and cleans it
+# itself; when gunicorn picks the directory, it cleans it at start.
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path("var") / "metrics" / "web"))
+_LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
+
+
+def on_starting(server: object) -> None:
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    from app import logs
+
+    logs.adopt("gunicorn.error", _LOG_FORMAT)
+
+
+def post_worker_init(worker: object) -> None:
+    from app import logs
+
+    logs.adopt("gunicorn.error", _LOG_FORMAT)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A dead worker's live gauges must not linger in the scrape."""
+    from app import metrics
+
+    metrics.process_exited(worker.pid, os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # type: ignore[attr-defined]

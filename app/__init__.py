@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app import logs
 from app.config import Settings
 from app.runtime import Runtime
 
@@ -11,6 +12,7 @@ from app.runtime import Runtime
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app; ``settings`` defaults to the environment (12-factor)."""
     settings = settings or Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level)
     flask_app = Flask(__name__)
     runtime = Runtime.build(settings)
     if settings.dispatch_after_commit:

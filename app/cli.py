@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app import metrics
 from app.domain.clock import iso, utc_now
 from app.domain.errors import DomainError
 from app.domain.retention import DEFAULT_BATCH_SIZE
@@ -45,6 +47,10 @@ def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str
         except OverflowError:
             raise click.BadParameter(f"age too large: {value!r}") from None
     return value
+
+
+def _ignore(_busy: bool, _rows: int) -> None:
+    """Dry runs are not runs: nothing to count."""
 
 
 def _lifetime(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
@@ -116,7 +122,7 @@ def _cold_storage() -> archive.ColdStorage:
 
 
 @cli.command("archive-events")
-@click.option("--older-than", callback=_age, help="Age like 90d or 12h (default: ORCH_RETENTION_ARCHIVE_AFTER).")
+@click.option("--older-than", callback=_age, help="Age like 90d, 12h, 2w or 30m (default: ORCH_RETENTION_ARCHIVE_AFTER).")
 @click.option("--dry-run", is_flag=True, help="Show per priority what would be archived and what is held.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="Events per archive file.")
@@ -125,7 +131,9 @@ def archive_events(older_than: str | None, dry_run: bool, batch_size: int) -> No
     rt, cold = _runtime(), _cold_storage()
     job = archive.ArchiveJob(older_than, batch_size, dry_run)
     try:
-        report = archive.archive_events(job, cold, rt.uow(), rt.read_uow(), rt.clock, _echo_progress)
+        with metrics.retention_run("archive") if not dry_run else nullcontext(_ignore) as finished:
+            report = archive.archive_events(job, cold, rt.uow(), rt.read_uow(), rt.clock, _echo_progress)
+            finished(report.busy, report.events)
     except DomainError as exc:
         raise click.ClickException(exc.detail) from None
     if report.busy:
@@ -156,14 +164,16 @@ def _echo_archived(report: archive.ArchiveReport) -> None:
 
 
 @cli.command("purge-archived")
-@click.option("--older-than", callback=_age, help="Age like 365d (default: ORCH_RETENTION_DELETE_AFTER).")
+@click.option("--older-than", callback=_age, help="Age like 365d or 52w (default: ORCH_RETENTION_DELETE_AFTER).")
 @click.option("--dry-run", is_flag=True, help="List the archive files that would be purged.")
 def purge_archived(older_than: str | None, dry_run: bool) -> None:
     """Delete archived events past retention: their rows and their files, file by file."""
     rt, cold = _runtime(), _cold_storage()
     try:
-        report = archive_purge.purge_archived(older_than, dry_run, cold, rt.uow(), rt.read_uow(), rt.clock,
-                                              _echo_progress)
+        with metrics.retention_run("purge") if not dry_run else nullcontext(_ignore) as finished:
+            report = archive_purge.purge_archived(older_than, dry_run, cold, rt.uow(), rt.read_uow(), rt.clock,
+                                                  _echo_progress)
+            finished(report.busy, report.events)
     except DomainError as exc:
         raise click.ClickException(exc.detail) from None
     if report.busy:

@@ -41,6 +41,14 @@ class Settings:
     automation_modules: tuple[str, ...] = ()
     automation_max_retries: int = 8
     outbox_sweep_after: float = 5.0
+    # Operations (issue 16): health threshold, logs, metrics.
+    health_max_outbox_age: float = 60.0
+    log_format: str = "text"
+    log_level: str = "INFO"
+    metrics_dir: str | None = None
+    worker_metrics_port: int | None = None
+    worker_metrics_addr: str = "127.0.0.1"
+    pgbouncer: bool = False
     outbox_max_deliveries: int = 5
     # Tokens (issue 17): per-token request rates (token bucket), burst in seconds' worth of the rate,
     # how often a process re-reads the revocation epoch, and how often last_used_at may be written.
@@ -114,6 +122,7 @@ class Settings:
                 env.get("ORCH_AUTOMATION_MAX_RETRIES", base.automation_max_retries)
             ),
             outbox_sweep_after=float(env.get("ORCH_OUTBOX_SWEEP_AFTER", base.outbox_sweep_after)),
+            **_operations(env, base),
             outbox_max_deliveries=max(1, int(env.get("ORCH_OUTBOX_MAX_DELIVERIES", base.outbox_max_deliveries))),
             rate_limit_writes=float(env.get("ORCH_RATE_LIMIT_WRITES", base.rate_limit_writes)),
             rate_limit_reads=float(env.get("ORCH_RATE_LIMIT_READS", base.rate_limit_reads)),
@@ -123,6 +132,20 @@ class Settings:
             **_webhook_settings(env, base),
             **_stream_settings(env, base),
         )
+
+
+def _operations(env: dict[str, str], base: Settings) -> dict[str, Any]:
+    """Health, logging and metrics settings (one block, so other settings merge cleanly)."""
+    port = env.get("ORCH_WORKER_METRICS_PORT")
+    return {
+        "health_max_outbox_age": float(env.get("ORCH_HEALTH_MAX_OUTBOX_AGE", base.health_max_outbox_age)),
+        "log_format": env.get("LOG_FORMAT", base.log_format).strip().lower() or base.log_format,
+        "log_level": env.get("LOG_LEVEL", base.log_level).strip().upper() or base.log_level,
+        "metrics_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        "worker_metrics_port": int(port) if port else None,
+        "worker_metrics_addr": env.get("ORCH_WORKER_METRICS_ADDR", base.worker_metrics_addr),
+        "pgbouncer": env.get("ORCH_PGBOUNCER", "0") == "1",
+    }
 
 
 def _webhook_settings(env: dict[str, str], base: Settings) -> dict[str, Any]:

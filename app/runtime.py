@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import metrics
 from app.config import Settings
 from app.domain.clock import Clock, utc_now
 from app.services.rate_limit import RequestLimiter
 from app.services.token_cache import TokenVerifier
 from app.store.bell import Bell, ring_after_commit
 from app.store.database import make_engine, session_factories
+from app.store.event_tail import APPENDED_TYPES
 from app.store.snapshots import SNAPSHOT_EVERY
+from app.store.tables import Event
 from app.store.uow import Dispatcher, UnitOfWork
 
 
@@ -42,9 +45,11 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        engine = make_engine(settings.database_url, echo=settings.sql_echo)
+        engine = make_engine(settings.database_url, echo=settings.sql_echo,
+                             prepared_statements=not settings.pgbouncer)
         writer, reader = session_factories(engine)
         writer.configure(info={SNAPSHOT_EVERY: settings.snapshot_every})
+        count_committed_events(writer)
         bell = Bell(settings.pubsub_redis_url)
         ring_after_commit(writer, bell)
         return cls(settings=settings, engine=engine, writer=writer, reader=reader, bell=bell)
@@ -59,3 +64,29 @@ class Runtime:
     def dispose_after_fork(self) -> None:
         """Connections must not cross a fork (gunicorn post_fork, Celery worker_process_init)."""
         self.engine.dispose(close=False)
+
+
+_FLUSHED = "orchestration_flushed_events"
+
+
+def count_committed_events(factory: sessionmaker[Session]) -> None:
+    """``orch_events_appended_total`` counts events once committed, wherever they were appended.
+
+    Events flushed in a savepoint that rolled back (a failed rule) leave the
+    session, so only those still in it at the commit are counted.
+    """
+
+    @event.listens_for(factory, "after_flush")
+    def _collect(session: Session, _context: object) -> None:
+        session.info.setdefault(_FLUSHED, []).extend(
+            row for row in session.new if isinstance(row, Event) and row.archived_at is None)
+
+    @event.listens_for(factory, "after_commit")
+    def _count(session: Session) -> None:
+        rows = session.info.pop(_FLUSHED, [])
+        metrics.events_appended([row.type for row in rows if row in session] + session.info.pop(APPENDED_TYPES, []))
+
+    @event.listens_for(factory, "after_rollback")
+    def _forget(session: Session) -> None:
+        session.info.pop(_FLUSHED, None)
+        session.info.pop(APPENDED_TYPES, None)

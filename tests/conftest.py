@@ -13,6 +13,22 @@ from app import create_app
 from app.config import Settings
 from app.services import tokens
 from tests.support import Api, postgres_database, sqlite_database, wipe
+from tests.token_watch import remember_token, watch_report
+
+_create_token, _issue_token = tokens.create_token, tokens.issue_token
+
+
+def _remembering_create_token(*args: Any, **kwargs: Any) -> str:
+    return remember_token(_create_token(*args, **kwargs))
+
+
+def _remembering_issue_token(*args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    token, body = _issue_token(*args, **kwargs)
+    return remember_token(token), body
+
+
+# Every token the tests issue in-process (fixtures, the CLI, POST /tokens) is watched for in their output.
+tokens.create_token, tokens.issue_token = _remembering_create_token, _remembering_issue_token
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +89,16 @@ def api(app: Flask, runtime: Any) -> Api:
         for role in tokens.ROLES
     }
     return Api(app.test_client(), issued)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    watch_report(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No token, ever, in any test's captured output (stdout, stderr, logs, failure reports)."""
+    from tests.token_watch import leaks
+
+    if leaks:
+        print("\nA token appeared in the output of: " + ", ".join(sorted(leaks)))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers import archiving, jobs, webhooks
+from workers import archiving, jobs, observability, webhooks
 from workers.celery_app import celery
 
-__all__ = ["archiving", "celery", "jobs", "webhooks"]
+__all__ = ["archiving", "celery", "jobs", "observability", "webhooks"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app import metrics
 from app.domain.retention import DEFAULT_BATCH_SIZE
 from app.services import archive, archive_purge
 from workers.celery_app import celery, runtime
@@ -31,9 +32,11 @@ def _log_progress(progress: archive.Progress) -> None:
 def run(older_than: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
     """Archive what the retention policy (or ``older_than``) makes eligible."""
     rt = runtime()
-    report = archive.archive_events(archive.ArchiveJob(older_than, batch_size),
-                                    archive.cold_storage(rt.settings, rt.engine), rt.uow(), rt.read_uow(),
-                                    rt.clock, _log_progress)
+    with metrics.retention_run("archive") as finished:
+        report = archive.archive_events(archive.ArchiveJob(older_than, batch_size),
+                                        archive.cold_storage(rt.settings, rt.engine), rt.uow(), rt.read_uow(),
+                                        rt.clock, _log_progress)
+        finished(report.busy, report.events)
     return {"busy": report.busy, "events": report.events, "files": report.files + report.recovered,
             "rejected": report.rejected}
 
@@ -42,6 +45,8 @@ def run(older_than: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> 
 def purge(older_than: str | None = None) -> dict[str, Any]:
     """Delete archived events, files and rows, past the retention for archives."""
     rt = runtime()
-    report = archive_purge.purge_archived(older_than, False, archive.cold_storage(rt.settings, rt.engine),
-                                          rt.uow(), rt.read_uow(), rt.clock, _log_progress)
+    with metrics.retention_run("purge") as finished:
+        report = archive_purge.purge_archived(older_than, False, archive.cold_storage(rt.settings, rt.engine),
+                                              rt.uow(), rt.read_uow(), rt.clock, _log_progress)
+        finished(report.busy, report.events)
     return {"busy": report.busy, "events": report.events, "files": report.files, "held": report.held}

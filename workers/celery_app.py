@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from typing import Any
 
 from celery import Celery
@@ -44,9 +45,17 @@ def runtime() -> Runtime:
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
-    """Connections must not cross a fork."""
+    """Connections must not cross a fork.
+
+    A pool process also leaves its parent's process group: honcho (and
+    systemd's default KillMode) send SIGTERM to the whole group, which would
+    kill the pool process mid-job ("exited with signal 15") while the parent
+    starts its warm shutdown. Out of the group, only the parent hears it, lets
+    the job in flight finish, then stops the pool itself.
+    """
     if _runtime is not None:
         _runtime.dispose_after_fork()
+    os.setpgid(0, 0)
 
 
 @worker_ready.connect

@@ -7,7 +7,7 @@ import uuid
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from app.api import errors, guards
+from app.api import errors, guards, observe
 from app.api.schemas import Problem
 
 
@@ -45,6 +45,7 @@ def init_api(app: Flask) -> None:
         console,
         events,
         health,
+        ops,
         replay,
         rules,
         session_forensics,
@@ -54,7 +55,8 @@ def init_api(app: Flask) -> None:
         tracked,
     )
 
-    for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp):
+    for blp in (tracked.sprints, tracked.tasks, sessions.blp, events.blp, aggregation.blp, replay.blp, rules.blp, health.blp,
+                ops.blp):
         api.register_blueprint(blp)
     api.register_blueprint(tokens.blp)
     api.register_blueprint(stream.blp)
@@ -64,6 +66,7 @@ def init_api(app: Flask) -> None:
     _document_errors_as_problems(api)
     auth.document_rate_limit(api)
     app.before_request(_bind_request_ids)
+    observe.init(app)
     app.before_request(guards.refuse_oversized_bodies)
     app.after_request(_echo_request_ids)
 

@@ -1,4 +1,4 @@
-"""``from``/``to`` values: ISO 8601 instants, dates, or relative ages (``90d``)."""
+"""``from``/``to``/``at`` values: ISO 8601 instants, dates, or relative ages (``90d``, ``15m``)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from app.domain.clock import as_utc
 
 EARLIEST = datetime(1000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9000, 12, 31, tzinfo=timezone.utc)
-AGE_PATTERN = re.compile(r"^(\d+)([dh])$")
+# One grammar for every age the service takes (``?from=``, ``?at=``, retention settings, ``--older-than``).
+AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+AGE_PATTERN = re.compile(r"^(\d{1,12})([smhdw])$")
+AGE_HELP = "an age like 30s, 15m, 12h, 90d or 2w"
 
 
 def parse_age(text: str) -> timedelta:
-    """``Nd`` is N×24 hours, ``Nh`` N hours; N ≥ 0."""
+    """N seconds, minutes, hours, days (N×24 hours) or weeks (N×7×24 hours); N ≥ 0."""
     match = AGE_PATTERN.match(text.strip())
     if not match:
-        raise ValueError(f"not an age like 90d or 12h: {text!r}")
-    amount, unit = int(match.group(1)), match.group(2)
+        raise ValueError(f"not {AGE_HELP}: {text!r}")
+    amount, unit = int(match.group(1)), AGE_UNITS[match.group(2)]
     try:
-        return timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
+        return timedelta(**{unit: amount})
     except OverflowError:
         raise ValueError(f"age too large: {text!r}") from None
 
@@ -45,5 +48,5 @@ def _parse(value: str, now: datetime) -> datetime:
         return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
         raise ValueError(
-            f"not an ISO 8601 timestamp, a date or an age like 90d: {value!r}"
+            f"not an ISO 8601 timestamp, a date or {AGE_HELP}: {value!r}"
         ) from None

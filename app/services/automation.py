@@ -12,15 +12,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.domain import rule_judgement as judgement
-from app.domain.clock import Clock
+from app.domain.clock import Clock, as_utc
 from app.domain.events import RULE_FAILED
 from app.domain.rule_actions import CallWebhook, Effect
 from app.domain.rules import Match, evaluate_rules
@@ -30,6 +33,7 @@ from app.store.tables import Event, RuleRun
 from app.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+runs_log = structlog.get_logger("app.automation")
 
 # Errors worth retrying: the database was unreachable, busy, or chose us as a deadlock victim.
 TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
@@ -46,6 +50,8 @@ class Attempt:
     current_rule: int | None = None
     dispatched: list[int] = field(default_factory=list)
     deliveries: list[int] = field(default_factory=list)
+    # (rule name, outcome, trigger timestamp) of the run the current transaction records.
+    recorded: tuple[str, str, datetime] | None = None
 
 
 def evaluate_events(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, depth_limit: int,
@@ -58,6 +64,7 @@ def evaluate_events(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, 
 def evaluate_event(event_id: int, uow: UnitOfWork, clock: Clock, *, depth_limit: int, final: bool) -> None:
     """Run every matching rule for one event; safe to deliver twice, or concurrently."""
     attempt = Attempt(event_id, final, depth_limit)
+    structlog.contextvars.bind_contextvars(event_id=event_id)
     try:
         pending = _pending_rules(uow, event_id, attempt, clock)
         for position, rule_id in enumerate(pending, start=1):
@@ -120,6 +127,19 @@ def _apply_claimed(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attemp
         outbox.release(session, event_id)
     uow.commit()
     attempt.current_rule = None
+    _report(attempt, clock)
+
+
+def _report(attempt: Attempt, clock: Clock) -> None:
+    """After the commit: one INFO line and the run metrics (latency: trigger commit to this commit)."""
+    if attempt.recorded is None:
+        return
+    rule, outcome, triggered = attempt.recorded
+    attempt.recorded = None
+    latency = (clock() - as_utc(triggered)).total_seconds()
+    metrics.rule_ran(rule, outcome, latency)
+    runs_log.info("rule run", event_id=attempt.event_id, rule=rule, outcome=outcome,
+                  latency_ms=round(latency * 1000, 1))
 
 
 def _still_open(session: Session, event_id: int, rule_id: int,
@@ -160,7 +180,8 @@ def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any],
     """Apply one rule in a savepoint; a failure that will not be retried is recorded ``dead``."""
     savepoint = session.begin_nested()
     try:
-        outcome = _apply(session, match, event, seen, clock)
+        with structlog.contextvars.bound_contextvars(rule=match.rule.name):
+            outcome = _apply(session, match, event, seen, clock)
         savepoint.commit()
     except TRANSIENT as exc:
         savepoint.rollback()
@@ -172,6 +193,7 @@ def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any],
         log.exception("rule %s failed on event %s", match.rule.name, event.id)
         outcome = _dead(session, match, event, run, exc, clock)
     attempt.dispatched.extend(row.id for row in outcome.produced)
+    attempt.recorded = (match.rule.name, outcome.status, event.emitted_at)
     recorded = _record(session, run, match.rule.id, event.id, outcome, clock)
     attempt.deliveries.extend(webhooks.schedule(session, recorded, outcome.deliveries, clock))
 

@@ -114,7 +114,7 @@ def _state_at(session: Session, entity_type: str, entity_id: int, at: datetime) 
     if state is None or last is None:
         raise NotFound(_why_nothing_at(session, entity_type, entity_id, at))
     if snapshots.missing_after(session, entity_type, entity_id, last["sequence"]):
-        raise NotFound(f"{entity_type} {entity_id}: the events around {iso(at)} were purged under the "
+        raise NotFound(f"{_name(session, entity_type, entity_id)}: the events around {iso(at)} were purged under the "
                        f"retention policy")
     return state_at_event(state, last)
 
@@ -128,9 +128,17 @@ def _why_nothing_at(session: Session, entity_type: str, entity_id: int, at: date
     earliest = session.scalar(select(func.min(Snapshot.as_of)).where(
         Snapshot.entity_type == entity_type, Snapshot.entity_id == entity_id))
     if first is not None and first > 1 and earliest is not None:
-        return (f"{entity_type} {entity_id}: its history before {iso(earliest)} was purged under the "
+        return (f"{_name(session, entity_type, entity_id)}: its history before {iso(earliest)} was purged under the "
                 f"retention policy")
-    return f"{entity_type} {entity_id} did not exist at {iso(at)}"
+    return f"{_name(session, entity_type, entity_id)} did not exist at {iso(at)}"
+
+
+def _name(session: Session, entity_type: str, entity_id: int) -> str:
+    """How people name the entity: ``task TASK-001``, not the internal id (``task #7`` without a code)."""
+    code = session.scalar(select(Event.entity_code).where(Event.entity_type == entity_type,
+                                                          Event.entity_id == entity_id,
+                                                          Event.entity_code.is_not(None)).limit(1))
+    return f"{entity_type} {code}" if code else f"{entity_type} #{entity_id}"
 
 
 def _entity_id(session: Session, entity_type: str, code: str) -> int:

@@ -168,9 +168,13 @@ def deliver(delivery_id: int, uow: UnitOfWork, clock: Clock, policy: Policy,
 
 def _record(uow: UnitOfWork, request: Request, answer: Answer, policy: Policy, clock: Clock, *,
             permanent: bool = False) -> float | None:
+    from app import metrics
     from app.services import webhook_outcome  # the run's bookkeeping lives beside the automation service
 
-    return webhook_outcome.record(uow, request, answer, policy, clock, permanent=permanent)
+    delay = webhook_outcome.record(uow, request, answer, policy, clock, permanent=permanent)
+    ok = answer.status is not None and 200 <= answer.status < 300
+    metrics.webhook_delivered("refused" if permanent else "succeeded" if ok else "failed")  # after the commit
+    return delay
 
 
 def sweep(uow: UnitOfWork, deliverer: Callable[[Sequence[int]], None], clock: Clock, overdue: float = 60.0) -> int:

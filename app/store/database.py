@@ -12,11 +12,15 @@ from sqlalchemy.orm import Session, sessionmaker
 WRITE_OPTION = "orchestration_write"
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+def make_engine(url: str, echo: bool = False, *, prepared_statements: bool = True) -> Engine:
+    """``prepared_statements=False`` behind PgBouncer in transaction mode: a statement psycopg
+    prepared on one server connection would be missing on the next one the pool hands out."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {} if prepared_statements else {"prepare_threshold": None}
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=connect_args)
 
 
 def _sqlite_engine(url: str, echo: bool) -> Engine:

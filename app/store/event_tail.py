@@ -54,12 +54,16 @@ def rollup_counts(rows: Sequence[Event]) -> dict[tuple[Any, ...], int]:
     return {key + (False,): n for key, n in counts.items()}
 
 
+APPENDED_TYPES = "orchestration_appended_event_types"  # read by app.runtime for metrics
+
+
 def append_rows(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
                 dispatch: bool) -> set[int]:
     """Insert the events (setting their ids), their outbox rows when a rule may care, and the rollups.
 
     Returns the ids that got an outbox row: the only ones worth a message.
     """
+    session.info.setdefault(APPENDED_TYPES, []).extend(row.type for row in rows)  # counted after the commit
     if session.get_bind().dialect.name == "postgresql":
         return _postgres_tail(session, rows, envelopes, now, dispatch=dispatch)
     return _sqlite_tail(session, rows, envelopes, now, dispatch=dispatch)

@@ -277,6 +277,8 @@ def found_nothing(response: Any) -> bool:
     """A 2xx that read the hostile value as a search (or ignored it) and wrote nothing."""
     if not 200 <= response.status_code < 300:
         return False
+    if response.mimetype == "text/plain":  # /metrics: Prometheus text, whatever the query or body
+        return True
     if response.mimetype == "text/event-stream":  # a stream that matched no event
         return "\nid: " not in "\n" + response.get_data(as_text=True)
     if response.mimetype == "text/html":  # a static page (the console) reads nothing of the request

@@ -43,7 +43,9 @@ def cli_token(env: dict[str, str], role: str = "admin", actor: str = "user:e2e")
         [str(BIN / "flask"), "--app", "app", "orchestration", "create-token", "--actor", actor, "--role", role],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
     )
-    return result.stdout.strip()
+    from tests.token_watch import remember_token
+
+    return remember_token(result.stdout.strip())
 
 
 @pytest.fixture
@@ -58,7 +60,8 @@ def gunicorn_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str
     engine.dispose()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": pg_url, "PORT": str(port), "ARCHIVE_DIR": str(tmp_path / "archive"),
-           "ORCH_BROKER_DIR": str(tmp_path / "broker"), "ORCH_DISPATCH_AFTER_COMMIT": "0"}
+           "ORCH_BROKER_DIR": str(tmp_path / "broker"), "ORCH_DISPATCH_AFTER_COMMIT": "0",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     process = subprocess.Popen([str(BIN / "gunicorn"), "app:create_app()"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

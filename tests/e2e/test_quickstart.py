@@ -65,7 +65,9 @@ class QuickStart:
         def printed() -> str | None:
             marker = [i for i, line in enumerate(self.lines) if line.startswith("First admin token")]
             return self.lines[marker[0] + 1].strip() if marker and len(self.lines) > marker[0] + 1 else None
-        return str(wait_for(printed, 60, "the first admin token", 0.1))
+        from tests.token_watch import remember_token
+
+        return remember_token(str(wait_for(printed, 60, "the first admin token", 0.1)))
 
     def stop(self) -> None:
         """Ctrl+C, as in the terminal; then make sure no process of the tree outlives the test.

@@ -16,7 +16,8 @@ CONTRACT_ENDPOINTS = [
     ("get", "/sprints/{code}/history"), ("get", "/tasks/{code}/history"), ("get", "/rules"), ("post", "/rules"),
     ("get", "/rules/{rule_id}"), ("patch", "/rules/{rule_id}"), ("delete", "/rules/{rule_id}"),
     ("post", "/rules/{rule_id}/dry-run"), ("get", "/rules/runs"), ("post", "/rules/runs/{run_id}/undo"),
-    ("get", "/health"), ("get", "/sessions/{key}/report"), ("post", "/sessions/{key}/revert"),
+    ("get", "/health"), ("get", "/livez"), ("get", "/readyz"), ("get", "/metrics"),
+    ("get", "/sessions/{key}/report"), ("post", "/sessions/{key}/revert"),
 ]
 
 
@@ -43,3 +44,10 @@ def test_errors_are_documented_as_problem_json_and_bearer_auth_is_declared(api: 
     create = spec["paths"]["/api/orchestration/tasks"]["post"]
     body = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body.endswith("/TaskCreate")
+
+
+def test_probes_and_metrics_are_documented_as_open(api: Api) -> None:
+    spec = api.client.get("/openapi.json").get_json()
+    for path in ("/livez", "/readyz", "/metrics", "/api/orchestration/health"):
+        assert spec["paths"][path]["get"]["security"] == []
+    assert "text/plain" in spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]

@@ -87,7 +87,7 @@ def test_time_bounds_accept_iso_dates_and_ages(text: str, expected: datetime) ->
     assert parse_instant(text, NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "90", "-1d", "5w", "99999999999999d", "3000000d",
+@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "90", "-1d", "5y", "99999999999999d", "3000000d",
                                   "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0999-12-31"])
 def test_unparseable_time_bounds_are_refused(text: str) -> None:
     with pytest.raises(ValueError):

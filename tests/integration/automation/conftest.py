@@ -2,11 +2,14 @@
 
 Two stacks, chosen by the ``database_url`` parameter: SQLite with Celery's
 ``filesystem://`` transport (the quick start) and PostgreSQL with a private
-Redis (production). Workers start on first use and live for the session.
+Redis (production), or with RabbitMQ when ``ORCH_TEST_BROKER=rabbitmq`` (a
+virtual host made for the run; ``.ci/run`` runs these tests both ways).
+Workers start on first use and live for the session.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +20,10 @@ from flask import Flask
 
 from app import create_app
 from app.config import Settings
-from tests.integration.automation.workers import RedisServer, Worker, drain, worker_env
+from tests.integration.automation.workers import RabbitVhost, RedisServer, Worker, drain, worker_env
 from tests.support import wipe
+
+BROKER = os.environ.get("ORCH_TEST_BROKER", "redis")
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,9 @@ class Stack:
 
     @property
     def name(self) -> str:
-        return "sqlite-fs" if self.database_url.startswith("sqlite") else "pg-redis"
+        if self.database_url.startswith("sqlite"):
+            return "sqlite-fs"
+        return "pg-rabbitmq" if self.broker_url.startswith("amqp") else "pg-redis"
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +48,14 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
+def private_rabbitmq() -> Iterator[RabbitVhost]:
+    vhost = RabbitVhost()
+    vhost.start()
+    yield vhost
+    vhost.stop()
+
+
+@pytest.fixture(scope="session")
 def automation_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("automation")
 
@@ -49,6 +64,9 @@ def automation_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stack(database_url: str, automation_dir: Path, request: pytest.FixtureRequest) -> Stack:
     if database_url.startswith("sqlite"):
         return Stack(database_url, "filesystem://", automation_dir / "broker-fs")
+    if BROKER == "rabbitmq":
+        rabbit: RabbitVhost = request.getfixturevalue("private_rabbitmq")
+        return Stack(database_url, rabbit.url, automation_dir / "broker-rabbitmq")
     redis: RedisServer = request.getfixturevalue("private_redis")
     return Stack(database_url, redis.url, automation_dir / "broker-redis")
 

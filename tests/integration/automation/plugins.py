@@ -20,11 +20,14 @@ SLOW_SECONDS = 60
 
 
 def slow_then_mark(event: Mapping[str, Any], params: Mapping[str, Any], facts: Facts) -> list[Effect]:
-    """First attempt: leave a marker and hang (the test kills the worker here); later attempts apply."""
+    """First attempt: leave a marker and hang (the test kills the worker here); later attempts apply.
+
+    ``data.seconds`` shortens the hang, for a test that lets the attempt finish.
+    """
     marker = Path(event["data"]["marker"])
     if not marker.exists():
         marker.write_text("started")
-        time.sleep(SLOW_SECONDS)
+        time.sleep(float(event["data"].get("seconds", SLOW_SECONDS)))
     entity = event["entity"]
     return [AppendEvent(entity["type"], entity["code"], "custom.test.slow_done", {})]
 

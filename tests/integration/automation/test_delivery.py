@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +64,27 @@ def test_a_worker_killed_mid_rule_applies_it_exactly_once_after_restart(
 
     done = api.events(entity_code="T-KILL", type="custom.test.slow_done")
     assert [e["actor"] for e in done] == ["automation:test_slow_marker"]
+    assert [r["status"] for r in runs_of(api, event_id=response.get_json()["id"])] == ["succeeded"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # make run's stack: tests/e2e
+def test_sigterm_to_the_worker_group_lets_the_rule_in_flight_finish_and_apply_once(
+        app: Flask, api: Api, worker: Worker, settle: Callable[..., None], tmp_path: Path) -> None:
+    """As honcho and systemd stop it: SIGTERM to the whole process group, mid-rule (warm shutdown)."""
+    api.create_task("T-TERM")
+    marker = tmp_path / "slow-rule-started"
+    response = api.post("/events", json={"type": "custom.test.slow", "entity_type": "task",
+                                         "entity_code": "T-TERM", "data": {"marker": str(marker), "seconds": 2}})
+    wait_for(marker.exists, 30, "the slow rule to start")
+
+    assert worker.process is not None
+    os.killpg(worker.process.pid, signal.SIGTERM)
+    worker.process.wait(30)
+    assert "exited with" not in worker.output() and "Warm shutdown" in worker.output()
+    worker.start()
+    settle()
+
+    assert len(api.events(entity_code="T-TERM", type="custom.test.slow_done")) == 1
     assert [r["status"] for r in runs_of(api, event_id=response.get_json()["id"])] == ["succeeded"]
 
 
@@ -135,7 +158,8 @@ def test_with_redis_stopped_the_api_keeps_writing_and_every_rule_runs_once_when_
                    if e["changes"]["status"]["after"] == "completed"]
     assert len(completions) == 1
     assert {r["status"] for r in runs_of(api)} <= {"succeeded", "skipped"}
-    assert api.get("/health", role=None).get_json()["outbox"] == {"pending": 0, "oldest_pending_age_seconds": 0.0}
+    outbox_now = api.get("/health", role=None).get_json()["outbox"]
+    assert (outbox_now["pending"], outbox_now["oldest_pending_age_seconds"], outbox_now["status"]) == (0, 0.0, "ok")
 
 
 def _published(settings: Any) -> bool:

@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,25 @@ class RedisServer:
         self.process = None
 
 
+class RabbitVhost:
+    """A RabbitMQ virtual host of our own on the shared server (127.0.0.1:5672), deleted afterwards,
+    so parallel runs never see each other's queues."""
+
+    def __init__(self) -> None:
+        self.name = f"orch-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
+
+    def start(self) -> None:
+        for command in (["add_vhost", self.name], ["set_permissions", "-p", self.name, "guest", ".*", ".*", ".*"]):
+            subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True, timeout=60)
+
+    def stop(self) -> None:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name], capture_output=True, timeout=60)
+
+
 class Worker:
     """``celery -A workers worker`` in its own process group, so SIGKILL takes its pool children too."""
 
@@ -110,9 +131,14 @@ class Worker:
         return len(re.findall(pattern, self.output()))
 
     def kill(self) -> None:
-        """SIGKILL to the whole process group: no cleanup, no acknowledgement, no rollback but the database's."""
+        """SIGKILL to the worker and its pool processes (each in a group of its own): no cleanup, no
+        acknowledgement, no rollback but the database's."""
         assert self.process is not None
+        pool = descendants(self.process.pid)
         os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in pool:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait(10)
 
     def stop(self) -> None:
@@ -123,6 +149,21 @@ class Worker:
                 self.process.wait(1)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root`` (Linux /proc), whatever process group or session it moved to."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
 
 
 def worker_env(database_url: str, broker_url: str, broker_dir: Path, **extra: str) -> dict[str, str]:
