@@ -28,8 +28,11 @@ run: migrate
 	PATH="$(abspath $(VENV))/bin:$$PATH" PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR="$(abspath var/metrics)" \
 		$(PY) -m app.procfile start -f Procfile
 
+# Every test, then the real-worker automation tests again with RabbitMQ as the broker
+# (the four built-in rules, redelivery, a worker killed mid-rule), each run in a vhost of its own.
 test: install
 	$(VENV)/bin/pytest
+	ORCH_TEST_BROKER=rabbitmq $(VENV)/bin/pytest tests/integration/automation -q -k postgresql
 
 lint: install
 	$(VENV)/bin/ruff check app workers tests bench
