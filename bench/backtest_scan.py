@@ -39,6 +39,9 @@ RULES = {
 }
 # The generator leaves ``changes`` empty; give tasks a real state and real status changes.
 REAL_CHANGES = [
+    # The generator archives the oldest fifth (moved to the archive table); backtests read the hot log.
+    "INSERT INTO orchestration_events SELECT * FROM orchestration_events_archive",
+    "DELETE FROM orchestration_events_archive",
     """UPDATE orchestration_events e SET changes = jsonb_build_object(
          'task_code', jsonb_build_object('before', NULL, 'after', e.entity_code),
          'sprint_code', jsonb_build_object('before', NULL, 'after', 'GS-' || t.sprint_id),
