@@ -101,7 +101,7 @@ def _start_position(args: dict[str, Any], hub: Hub) -> int:
 
 
 def _subscription(args: dict[str, Any]) -> Subscription:
-    keys = ("type", "entity_type", "entity_code", "actor", "session_key", "correlation_id", "start", "end",
+    keys = ("type", "entity_type", "entity_code", "actor", "actor_kind", "session_key", "correlation_id", "start", "end",
             "include_archived")
     channels = tuple(parse_channel(c) for c in args["channel"])
     return Subscription(channels=channels, **{k: args[k] for k in keys if k in args})

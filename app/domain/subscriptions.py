@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.domain.actors import actor_kind
 from app.domain.errors import DomainError, Invalid
 
 CHANNEL = re.compile(r"^orchestration\.(?:\*|([a-z][a-z0-9_]{0,63})\.(\*|[^\s]{1,128}))$")
@@ -58,6 +59,7 @@ class Subscription:
     entity_type: str | None = None
     entity_code: str | None = None
     actor: str | None = None
+    actor_kind: str | None = None
     session_key: str | None = None
     correlation_id: str | None = None
     start: datetime | None = None
@@ -77,6 +79,7 @@ class Subscription:
             not self.entity_type or entity.get("type") == self.entity_type,
             not self.entity_code or entity.get("code") == self.entity_code,
             not self.actor or event.get("actor") == self.actor,
+            not self.actor_kind or actor_kind(event.get("actor")) == self.actor_kind,
             not self.session_key or event.get("session_key") == self.session_key,
             not self.correlation_id or self.correlation_id == event.get("correlation_id")
             or self.correlation_id in (event.get("correlation_chain") or ()),

@@ -151,7 +151,7 @@ class Follower:
         seen_by_hub = self.hub.cursor  # read first: every event up to it is visible to the query below
         s = self.subscription
         flt = queries.EventFilter(type=s.type, entity_type=s.entity_type, entity_code=s.entity_code,
-                                  actor=s.actor, session_key=s.session_key, start=s.start, end=s.end,
+                                  actor=s.actor, actor_kind=s.actor_kind, session_key=s.session_key, start=s.start, end=s.end,
                                   include_archived=s.include_archived)
         events, more = queries.list_events(flt, self.position, PAGE, self._read_uow())
         if events:

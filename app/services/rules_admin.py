@@ -19,7 +19,7 @@ from app.services import backtest as backtesting
 from app.services import rule_effects, rule_facts, rule_registry, rule_secrets, webhooks
 from app.services.context import ChangeContext
 from app.services.queries import EventFilter
-from app.services.webhooks import Policy
+from app.services.webhooks import NO_WEBHOOKS, Policy
 from app.store import archive_reads
 from app.store.event_store import envelope
 from app.store.tables import Event, Rule, RuleRun
@@ -27,7 +27,6 @@ from app.store.uow import UnitOfWork
 
 RUN_STATUSES = ("succeeded", "skipped", "failed", "dead", "loop", "undone", "delivering")
 BUILTIN_MUTABLE = frozenset({"enabled"})
-NO_WEBHOOKS = Policy()
 Page = tuple[list[dict[str, Any]], int | None]
 
 

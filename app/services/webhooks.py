@@ -43,13 +43,13 @@ SWEEP_BATCH = 500
 class Policy:
     """Where webhooks may go and how hard we try (from ``Settings``)."""
 
-    allowed_hosts: tuple[str, ...] = ()
-    retry_for: float = 24 * 3600.0
-    backoff_base: float = 5.0
-    backoff_max: float = 3600.0
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    rotation_window: float = 24 * 3600.0
+    allowed_hosts: tuple[str, ...]
+    retry_for: float
+    backoff_base: float
+    backoff_max: float
+    connect_timeout: float
+    read_timeout: float
+    rotation_window: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -60,6 +60,10 @@ class Policy:
     @property
     def lease(self) -> float:
         return self.connect_timeout + self.read_timeout + LEASE_MARGIN
+
+
+# Settings' defaults, whose allow-list is empty: rules created without a policy may not call webhooks.
+NO_WEBHOOKS = Policy.from_settings(Settings())
 
 
 @dataclass

@@ -97,6 +97,9 @@ def test_channels_and_filters_deliver_only_what_they_match(sapi: Api) -> None:
     sapi.patch("/tasks/T-A", role="writer", json={"progress": 10},
                headers={"X-Correlation-ID": "6f1c1a8e-3a57-4a8e-9f57-0d6b1f0a2c11"})
     sapi.patch("/sprints/S-1", json={"title": "renamed"})
+    rt = sapi.client.application.extensions["orchestration"]
+    agent = tokens.create_token("agent:bot", "writer", rt.uow(), rt.clock)
+    sapi.patch("/tasks/T-B", role=None, headers={"Authorization": f"Bearer {agent}"}, json={"progress": 5})
     log = [e for e in sapi.events() if e["id"] > tail]
     cases: list[tuple[dict[str, Any], Any]] = [
         ({"channel": "orchestration.task.T-A"}, lambda e: e["entity"]["code"] == "T-A"),
@@ -106,6 +109,7 @@ def test_channels_and_filters_deliver_only_what_they_match(sapi: Api) -> None:
         ({"channel": "orchestration.task.*", "type": "orchestration.task.status_changed"},
          lambda e: e["type"] == "orchestration.task.status_changed"),
         ({"actor": "user:writer"}, lambda e: e["actor"] == "user:writer"),
+        ({"actor_kind": "agent"}, lambda e: e["actor"].startswith("agent:")),
         ({"session_key": "sess-1"}, lambda e: e["session_key"] == "sess-1"),
         ({"correlation_id": "6f1c1a8e-3a57-4a8e-9f57-0d6b1f0a2c11"},
          lambda e: "6f1c1a8e-3a57-4a8e-9f57-0d6b1f0a2c11" in e["correlation_chain"]),
