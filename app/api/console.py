@@ -14,6 +14,8 @@ from flask import Response, send_from_directory
 from flask_smorest import Blueprint
 from swagger_ui_bundle import swagger_ui_path
 
+from app.api.errors import problem
+
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 SWAGGER_UI_URL = "/docs/assets/"
 
@@ -28,6 +30,17 @@ def console() -> Response:
     response = send_from_directory(CONSOLE_DIR, "index.html", max_age=0)
     response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self'"
     return response
+
+
+def _failed_precondition_as_problem(response: Response) -> Response:
+    """werkzeug answers a failed ``If-Match`` on a static file with 412 and the file as body: say it as problem+json."""
+    if response.status_code == 412:
+        return problem(412, "Precondition Failed", "If-Match does not match this file's ETag.")
+    return response
+
+
+blp.after_request(_failed_precondition_as_problem)
+assets.after_request(_failed_precondition_as_problem)
 
 
 @assets.route("/console/assets/<path:filename>")

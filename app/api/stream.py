@@ -92,9 +92,10 @@ def _hub() -> Hub:
 
 
 def _start_position(args: dict[str, Any], hub: Hub) -> int:
-    header = request.headers.get("Last-Event-ID")
-    if header is not None and header.strip():
-        if not (header.strip().isascii() and header.strip().isdigit()) or int(header) > BIGINT_ID_MAX:
+    header = (request.headers.get("Last-Event-ID") or "").strip()
+    if header:
+        digits = header.isascii() and header.isdigit() and len(header) <= len(str(BIGINT_ID_MAX))
+        if not digits or int(header) > BIGINT_ID_MAX:  # length first: int() refuses 4,300+ digits with a 500
             raise Invalid("Last-Event-ID must be an event id", {"Last-Event-ID": ["not an event id"]})
         return int(header)
     return args["after"] if "after" in args else hub.tail()

@@ -75,6 +75,7 @@ class Probe:
     chunked: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     must_refuse: bool = True  # False: the value lands nowhere the operation reads; only no 5xx
+    any_answer: bool = False  # True: any 2xx is fine (reads that may ignore the header); never 5xx, 4xx as problem+json
 
 
 @dataclass
@@ -236,6 +237,26 @@ def body_probes(operation: Operation, path: str, spec: dict[str, Any]) -> Iterat
         yield Probe("If-Match: 5000 digits", path, headers={"If-Match": "9" * 5000}, body=b"{}")
 
 
+# Request headers the service reads somewhere (a session, a workflow, a resume point, a version).
+HOSTILE_HEADERS = {name: "9" * 5000 for name in ("Last-Event-ID", "X-Correlation-ID", "X-Session-Key", "If-Match")}
+
+
+def header_probes(operation: Operation, path: str) -> Iterator[Probe]:
+    """Oversized headers on every read: whatever reads them must refuse them cleanly (reads write nothing)."""
+    if operation.method != "GET":
+        return
+    for name, value in HOSTILE_HEADERS.items():
+        yield Probe(f"header {name}: 5000 digits", path, headers={name: value}, any_answer=True)
+
+
+def judged_wrong(probe: Probe, response: Any) -> bool:
+    if response.status_code >= 500:
+        return True
+    if probe.any_answer:
+        return response.status_code >= 400 and not refused(response)
+    return not (refused(response) or (not probe.must_refuse and found_nothing(response)))
+
+
 def send(api: Api, operation: Operation, probe: Probe) -> Any:
     headers = {"Authorization": f"Bearer {api.tokens['admin']}", **probe.headers}
     kwargs: dict[str, Any] = {}
@@ -305,11 +326,11 @@ def test_every_operation_refuses_every_class_of_hostile_input_and_writes_nothing
         path = concrete_path(operation, target.values, {})
         before = fingerprint(target.app)
         probes = [*path_probes(operation, target.values), *query_probes(operation, path),
-                  *body_probes(operation, path, target.spec)]
+                  *body_probes(operation, path, target.spec), *header_probes(operation, path)]
         for probe in probes:
             response = send(target.api, operation, probe)
             sent += 1
-            if response.status_code >= 500 or not (refused(response) or (not probe.must_refuse and found_nothing(response))):
+            if judged_wrong(probe, response):
                 failures.append(f"{operation.name} [{probe.label}] -> {response.status_code} "
                                 f"{response.get_data(as_text=True)[:160]}")
         if fingerprint(target.app) != before:
