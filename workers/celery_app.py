@@ -64,7 +64,7 @@ def _seed_rules(**_: Any) -> None:
     rt = runtime()
     try:
         with rt.uow() as uow:
-            rule_registry.ensure_rules(uow.session, rt.clock)
+            rule_registry.ensure_rules(uow, rt.clock)
             uow.commit()
     except Exception:  # noqa: BLE001 - not migrated yet: evaluation seeds them later
         log.warning("could not seed the built-in rules at start", exc_info=True)

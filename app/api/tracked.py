@@ -33,7 +33,7 @@ def make_blueprint(name: str, plural: str, create: type[Schema], patch: type[Sch
     def create_view(data: dict[str, Any]) -> Any:
         """Create; emits ``created`` with the full initial state."""
         body = tracking.create(kind, data, change_context(), uow(), runtime().clock)
-        location = url_for(f"{plural}.get_{name}", code=body[kind.code_field])
+        location = url_for(f"{plural}.get_{name}", code=body[str(kind.code_field)])
         return _with_etag(body, 201, Location=location)
 
     @blp.route("", methods=["GET"], endpoint=f"list_{name}s")

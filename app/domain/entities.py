@@ -6,29 +6,26 @@ import re
 from typing import Any
 
 from app.domain.errors import Conflict, Invalid
+from app.domain.stream_types import PRIORITIES, SESSION, SPRINT, TASK, stream_type
 
 # Match with ``fullmatch``: ``$`` alone accepts a final newline ("TASK-1\n").
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,63}$")
 SESSION_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
-PRIORITIES = ("P0", "P1", "P2", "P3")
-SPRINT_STATUSES = ("planned", "active", "completed", "cancelled")
-TASK_STATUSES = ("pending", "in_progress", "blocked", "completed", "cancelled")
-SESSION_STATUSES = ("active", "ended")
+# The vocabularies are declared with their stream types; these names are what the schemas import.
+SPRINT_STATUSES = SPRINT.statuses
+TASK_STATUSES = TASK.statuses
+SESSION_STATUSES = SESSION.statuses
 FINAL_STATUS = "cancelled"
-
-CODE_FIELD = {"sprint": "sprint_code", "task": "task_code", "session": "session_key"}
-
-
-STATUSES = {"sprint": SPRINT_STATUSES, "task": TASK_STATUSES, "session": SESSION_STATUSES}
 
 
 def check_values(entity_type: str, state: dict[str, Any]) -> None:
     """The closed vocabularies hold whoever asks: the API's schemas check them too,
     but automation and repair reach the same use cases without a schema."""
     errors: dict[str, list[str]] = {}
-    if state.get("status") not in STATUSES[entity_type]:
-        errors["status"] = [f"a {entity_type} status is one of {', '.join(STATUSES[entity_type])}"]
+    statuses = stream_type(entity_type).statuses
+    if state.get("status") not in statuses:
+        errors["status"] = [f"a {entity_type} status is one of {', '.join(statuses)}"]
     if "priority" in state and state["priority"] not in PRIORITIES:
         errors["priority"] = [f"one of {', '.join(PRIORITIES)}"]
     progress = state.get("progress", 0)

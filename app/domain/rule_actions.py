@@ -11,17 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain import webhook_spec
-from app.domain.entities import CODE_FIELD, FINAL_STATUS, PRIORITIES, SPRINT_STATUSES, TASK_STATUSES
+from app.domain.entities import FINAL_STATUS, PRIORITIES, SPRINT_STATUSES, TASK_STATUSES
 from app.domain.errors import Invalid
 from app.domain.events import ALERT_RAISED, NOTIFICATION_CREATED, change, is_event_type
 from app.domain.rules import ActionSpec
+from app.domain.stream_types import ENTITY_TYPES, stream_type
 
 SIGNAL_KINDS = {NOTIFICATION_CREATED: "notification", ALERT_RAISED: "alert"}
-APPENDABLE_ENTITIES = ("sprint", "task", "session")
-SETTABLE = {
-    "sprint": ("title", "status", "priority", "metadata"),
-    "task": ("title", "description", "status", "priority", "progress", "assignee", "metadata"),
-}
+APPENDABLE_ENTITIES = tuple(ENTITY_TYPES)
+SETTABLE = {name: t.settable for name, t in ENTITY_TYPES.items() if t.settable}
 TARGETS = ("entity", "sprint")
 
 
@@ -127,7 +125,7 @@ def _update(entity_type: str, state: Mapping[str, Any] | None, name: str, value:
         return []
     if state.get("status") == FINAL_STATUS:
         return []
-    return [UpdateEntity(entity_type, state[CODE_FIELD[entity_type]], {name: change(state[name], value)})]
+    return [UpdateEntity(entity_type, state[str(stream_type(entity_type).code_field)], {name: change(state[name], value)})]
 
 
 def plan_set_status(event: Mapping[str, Any], params: Mapping[str, Any], facts: Facts) -> list[Effect]:

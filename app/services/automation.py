@@ -16,10 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session
 
 from app import metrics
 from app.domain import rule_judgement as judgement
@@ -27,16 +23,16 @@ from app.domain.clock import Clock, as_utc
 from app.domain.events import RULE_FAILED
 from app.domain.rule_actions import CallWebhook, Effect
 from app.domain.rules import Match, evaluate_rules
-from app.services import outbox, rule_effects, rule_facts, rule_registry, signals, webhooks
+from app.services import rule_effects, rule_facts, rule_registry, signal_events, webhooks
+from app.store.errors import TRANSIENT
 from app.store.event_store import envelope
 from app.store.tables import Event, RuleRun
-from app.store.uow import UnitOfWork
+from app.store.uow import Repositories, UnitOfWork
 
 log = logging.getLogger(__name__)
 runs_log = structlog.get_logger("app.automation")
 
-# Errors worth retrying: the database was unreachable, busy, or chose us as a deadlock victim.
-TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+__all__ = ["TRANSIENT", "evaluate_event", "evaluate_events", "record_rule_failed"]
 RETRYABLE_STATUS = "failed"
 
 
@@ -48,7 +44,6 @@ class Attempt:
     final: bool
     depth_limit: int
     current_rule: int | None = None
-    dispatched: list[int] = field(default_factory=list)
     deliveries: list[int] = field(default_factory=list)
     # (rule name, outcome, trigger timestamp) of the run the current transaction records.
     recorded: tuple[str, str, datetime] | None = None
@@ -78,20 +73,37 @@ def evaluate_event(event_id: int, uow: UnitOfWork, clock: Clock, *, depth_limit:
 
 def _pending_rules(uow: UnitOfWork, event_id: int, attempt: Attempt, clock: Clock) -> list[int]:
     """The rules still to apply; with none, the outbox row is released right away, and a single
-    one (the common case) is applied in this same transaction: one rule keeps the lock order."""
+    one (the common case) is applied in this same transaction: one rule keeps the lock order.
+
+    The trigger is read, enveloped and matched once here; the single rule goes
+    on with that match, its run row and the envelope (nothing can change them
+    while this transaction holds the event's outbox row).
+    """
     with uow:
-        session = uow.session
-        if not outbox.claim(session, event_id):
+        if not uow.outbox.claim(event_id):
             return []
-        event = session.get(Event, event_id)
-        pending = [match.rule.id for match in _open_matches(session, event, attempt, clock)] if event else []
-        if len(pending) == 1:
-            _apply_claimed(uow, event_id, pending[0], attempt, clock, last=True)
+        event = uow.events.get(event_id)
+        trigger = _Trigger(event, envelope(event)) if event is not None else None
+        matches = _open_matches(uow, trigger, attempt, clock) if trigger is not None else []
+        if len(matches) == 1 and trigger is not None:
+            match, run = matches[0]
+            _apply_claimed(uow, event_id, (match, run, trigger), attempt, clock, last=True)
             return []
-        if not pending:
-            outbox.release(session, event_id)
+        if not matches:
+            uow.outbox.release(event_id)
         uow.commit()  # also keeps the rules enabled_rules may have seeded, with their ids
-        return pending
+        return [match.rule.id for match, _ in matches]
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    """The event a rule runs on, and its envelope (built once per transaction)."""
+
+    event: Event
+    seen: dict[str, Any]
+
+
+Open = tuple[Match, RuleRun | None, _Trigger]
 
 
 def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, clock: Clock, *,
@@ -106,25 +118,23 @@ def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, 
     finished the event meanwhile.
     """
     with uow:
-        if not outbox.claim(uow.session, event_id):
+        if not uow.outbox.claim(event_id):
             return False
-        _apply_claimed(uow, event_id, rule_id, attempt, clock, last=last)
+        _apply_claimed(uow, event_id, _still_open(uow, event_id, rule_id, attempt), attempt, clock, last=last)
         return True
 
 
-def _apply_claimed(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, clock: Clock, *,
+def _apply_claimed(uow: UnitOfWork, event_id: int, found: Open | None, attempt: Attempt, clock: Clock, *,
                    last: bool) -> None:
-    """Recheck, apply and record one rule, inside a transaction that holds the event's outbox row; commits."""
-    session = uow.session
-    match, run, event = _still_open(session, event_id, rule_id, attempt)
-    if match is not None and event is not None:
-        attempt.current_rule = rule_id
-        _run_one(session, match, event, envelope(event), run, attempt, clock)
-        uow.pending_dispatch.extend(attempt.dispatched)
+    """Apply and record one open rule, inside a transaction that holds the event's outbox row; commits."""
+    if found is not None:
+        match, run, trigger = found
+        attempt.current_rule = match.rule.id
+        _run_one(uow, match, trigger, run, attempt, clock)
         uow.pending_deliveries.extend(attempt.deliveries)
-        attempt.dispatched, attempt.deliveries = [], []
+        attempt.deliveries = []
     if last:
-        outbox.release(session, event_id)
+        uow.outbox.release(event_id)
     uow.commit()
     attempt.current_rule = None
     _report(attempt, clock)
@@ -142,26 +152,26 @@ def _report(attempt: Attempt, clock: Clock) -> None:
                   latency_ms=round(latency * 1000, 1))
 
 
-def _still_open(session: Session, event_id: int, rule_id: int,
-                attempt: Attempt) -> tuple[Match | None, RuleRun | None, Event | None]:
+def _still_open(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt) -> Open | None:
     """The rule's match on the event, unless the rule was disabled or its run finished meanwhile."""
-    event, rule = session.get(Event, event_id), rule_registry.enabled_rule(session, rule_id)
-    run = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id, RuleRun.event_id == event_id)).first()
+    event, rule = uow.events.get(event_id), rule_registry.enabled_rule(uow, rule_id)
+    run = uow.rules.run(rule_id, event_id)
     if event is None or rule is None or (run is not None and run.status != RETRYABLE_STATUS):
-        return None, run, event
-    matches = evaluate_rules(envelope(event), [rule], depth=event.causation_depth, depth_limit=attempt.depth_limit)
-    return (matches[0] if matches else None), run, event
+        return None
+    seen = envelope(event)
+    matches = evaluate_rules(seen, [rule], depth=event.causation_depth, depth_limit=attempt.depth_limit)
+    return (matches[0], run, _Trigger(event, seen)) if matches else None
 
 
-def _open_matches(session: Session, event: Event | None, attempt: Attempt, clock: Clock) -> list[Match]:
-    """Matches of enabled rules that have no finished run for this event yet."""
-    if event is None:
-        return []
-    rules = rule_registry.enabled_rules(session, clock)
-    finished = set(session.scalars(select(RuleRun.rule_id).where(RuleRun.event_id == event.id,
-                                                                 RuleRun.status != RETRYABLE_STATUS)))
-    matches = evaluate_rules(envelope(event), rules, depth=event.causation_depth, depth_limit=attempt.depth_limit)
-    return [m for m in matches if m.rule.id not in finished]
+def _open_matches(uow: UnitOfWork, trigger: _Trigger, attempt: Attempt,
+                  clock: Clock) -> list[tuple[Match, RuleRun | None]]:
+    """Matches of enabled rules that have no finished run for this event yet, with their runs so far."""
+    rules = rule_registry.enabled_rules(uow, clock)
+    runs = {run.rule_id: run for run in uow.rules.runs_of_event(trigger.event.id)}
+    matches = evaluate_rules(trigger.seen, rules, depth=trigger.event.causation_depth,
+                             depth_limit=attempt.depth_limit)
+    return [(m, runs.get(m.rule.id)) for m in matches
+            if m.rule.id not in runs or runs[m.rule.id].status == RETRYABLE_STATUS]
 
 
 @dataclass
@@ -175,50 +185,52 @@ class Outcome:
     deliveries: list[Effect] = field(default_factory=list)
 
 
-def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any], run: RuleRun | None,
-             attempt: Attempt, clock: Clock) -> None:
+def _run_one(uow: UnitOfWork, match: Match, trigger: _Trigger, run: RuleRun | None, attempt: Attempt,
+             clock: Clock) -> None:
     """Apply one rule in a savepoint; a failure that will not be retried is recorded ``dead``."""
-    savepoint = session.begin_nested()
+    event = trigger.event
+    savepoint = uow.savepoint()
     try:
         with structlog.contextvars.bound_contextvars(rule=match.rule.name):
-            outcome = _apply(session, match, event, seen, clock)
+            outcome = _apply(uow, match, trigger, clock)
         savepoint.commit()
     except TRANSIENT as exc:
         savepoint.rollback()
         if not attempt.final:
             raise
-        outcome = _dead(session, match, event, run, exc, clock)
+        outcome = _dead(uow, match, event, run, exc, clock)
     except Exception as exc:  # noqa: BLE001 - a broken action must not stop the other rules; it is recorded dead
         savepoint.rollback()
         log.exception("rule %s failed on event %s", match.rule.name, event.id)
-        outcome = _dead(session, match, event, run, exc, clock)
-    attempt.dispatched.extend(row.id for row in outcome.produced)
+        outcome = _dead(uow, match, event, run, exc, clock)
     attempt.recorded = (match.rule.name, outcome.status, event.emitted_at)
-    recorded = _record(session, run, match.rule.id, event.id, outcome, clock)
-    attempt.deliveries.extend(webhooks.schedule(session, recorded, outcome.deliveries, clock))
+    recorded = _record(uow, run, match.rule.id, event.id, outcome, clock)
+    attempt.deliveries.extend(webhooks.schedule(uow.db, recorded, outcome.deliveries, clock))
 
 
-def _apply(session: Session, match: Match, event: Event, seen: dict[str, Any], clock: Clock) -> Outcome:
+def _apply(uow: UnitOfWork, match: Match, trigger: _Trigger, clock: Clock) -> Outcome:
     """Plan as of the trigger's place in the log; apply only what live state, under lock, still calls for."""
+    event, seen = trigger.event, trigger.seen
     if match.verdict == "loop":
         return Outcome("loop", error=f"causation depth {event.causation_depth} reached the limit")
     action = rule_registry.actions().get(match.rule.action.name)
     if action is None:
         raise LookupError(f"no action named {match.rule.action.name!r} in this worker")
     params = match.rule.action.params
-    planned, found = rule_facts.plan_as_of(rule_facts.DatabaseStates(session), action, params, seen)
+    states = rule_facts.DatabaseStates(uow.db)
+    planned, found = rule_facts.plan_as_of(states, action, params, seen)
     if not planned:
         return Outcome("skipped", reason=judgement.NOTHING_TO_DO.format(event=event.id))
-    superseded = rule_facts.superseded_by(session, match.rule, action, seen, planned, found.streams)
+    superseded = rule_facts.superseded_by(states, match.rule, action, seen, planned, found.streams)
     if superseded:
         return Outcome("skipped", reason=superseded)
-    live = action.plan(seen, params, rule_effects.gather_facts(session, seen, action.needs(params), lock=True))
+    live = action.plan(seen, params, rule_effects.gather_facts(uow, seen, action.needs(params), lock=True))
     stale = judgement.stale(planned, live)
     if stale:
         return Outcome("skipped", reason=judgement.describe_stale(stale))
     ctx = rule_effects.effect_context(match.rule.name, event)
     local = [e for e in planned if not isinstance(e, CallWebhook)]
-    produced = rule_effects.apply_effects(session, local, ctx, clock)
+    produced = rule_effects.apply_effects(uow, local, ctx, clock)
     calls = [e for e in planned if isinstance(e, CallWebhook)]
     return Outcome(webhooks.DELIVERING if calls else "succeeded", produced, deliveries=list(calls))
 
@@ -227,31 +239,31 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _dead(session: Session, match: Match, event: Event, run: RuleRun | None, exc: BaseException,
+def _dead(uow: UnitOfWork, match: Match, event: Event, run: RuleRun | None, exc: BaseException,
           clock: Clock) -> Outcome:
     """Give up on this rule for this event: ``orchestration.automation.rule_failed`` says so."""
     error = _describe(exc)
-    failed = record_rule_failed(session, match.rule.id, match.rule.name, event, error,
+    failed = record_rule_failed(uow, match.rule.id, match.rule.name, event, error,
                                 (run.attempts if run is not None else 0) + 1, clock)
     return Outcome("dead", failed, error)
 
 
-def record_rule_failed(session: Session, rule_id: int, rule_name: str, event: Event, error: str, attempts: int,
+def record_rule_failed(repos: Repositories, rule_id: int, rule_name: str, event: Event, error: str, attempts: int,
                        clock: Clock) -> list[Event]:
     """The ``rule_failed`` signal for a rule that gave up on an event (also used by webhook deliveries)."""
     data = {"rule_id": rule_id, "rule": rule_name, "event_id": event.id, "event_type": event.type,
             "entity": {"type": event.entity_type, "id": event.entity_id, "code": event.entity_code},
             "error": error, "attempts": attempts}
     ctx = rule_effects.effect_context(rule_name, event)
-    return signals.raise_signal(session, signals.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx, clock)
+    return signal_events.raise_signal(repos, signal_events.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx,
+                                      clock)
 
 
-def _record(session: Session, run: RuleRun | None, rule_id: int, event_id: int, outcome: Outcome,
+def _record(repos: Repositories, run: RuleRun | None, rule_id: int, event_id: int, outcome: Outcome,
             clock: Clock) -> RuleRun:
     now = clock()
     if run is None:
-        run = RuleRun(rule_id=rule_id, event_id=event_id, attempts=0, created_at=now)
-        session.add(run)
+        run = repos.rules.add_run(rule_id, event_id, now)
     run.status = outcome.status
     run.attempts += 1
     run.effects = [rule_effects.summary(row) for row in outcome.produced]
@@ -271,14 +283,12 @@ def _record_failed_attempt(uow: UnitOfWork, rule_id: int, event_id: int, exc: Ba
     """
     try:
         with uow:
-            session = uow.session
-            if not outbox.claim(session, event_id):
+            if not uow.outbox.claim(event_id):
                 return
-            run = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id,
-                                                        RuleRun.event_id == event_id)).first()
+            run = uow.rules.run(rule_id, event_id)
             if run is not None and run.status != RETRYABLE_STATUS:
                 return
-            _record(session, run, rule_id, event_id, Outcome(RETRYABLE_STATUS, error=_describe(exc)), clock)
+            _record(uow, run, rule_id, event_id, Outcome(RETRYABLE_STATUS, error=_describe(exc)), clock)
             uow.commit()
     except Exception:  # noqa: BLE001 - the database may be what failed; the retry still happens
         log.warning("could not record the failed attempt of rule %s on event %s", rule_id, event_id,

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 from app.domain.clock import Clock
 from app.domain.events import RULE_FAILED, type_matches
 from app.domain.rules import RuleDef, automation_actor
-from app.services import automation, rule_effects, rule_registry, signals
+from app.services import automation, rule_effects, rule_registry, signal_events
 from app.services.context import ChangeContext
 from app.store.tables import Event, OutboxEntry, RuleRun
-from app.store.uow import UnitOfWork
+from app.store.uow import UnitOfWork, over
 
 log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "skipped", "loop", "dead", "undone")
@@ -116,7 +116,7 @@ def _dead_letter(session: Session, event_id: int, exc: BaseException, failures: 
         return []
     runs = {run.rule_id: run for run in session.scalars(select(RuleRun).where(RuleRun.event_id == event_id))}
     produced: list[int] = []
-    for rule in rule_registry.enabled_rules(session, clock):
+    for rule in rule_registry.enabled_rules(over(session), clock):
         run = runs.get(rule.id)
         if not type_matches(rule.trigger.type, event.type) or (run is not None and run.status in FINISHED):
             continue
@@ -132,7 +132,7 @@ def _dead_run(session: Session, rule: RuleDef, event: Poisoned, run: RuleRun | N
             "error": error, "attempts": failures, "reason": "max_deliveries"}
     ctx = ChangeContext(actor=automation_actor(rule.name), correlation_chain=(event.correlation_id,),
                         causation_id=event.event_id, causation_depth=event.causation_depth + 1)
-    failed = signals.raise_signal(session, signals.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx, clock)
+    failed = signal_events.raise_signal(over(session), signal_events.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx, clock)
     if run is None:
         run = RuleRun(rule_id=rule.id, event_id=event.id, attempts=0, created_at=now)
         session.add(run)

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from app.domain import events as catalogue
+from app.domain.changes import ChangeContext
 from app.domain.clock import Clock
 from app.domain.errors import Conflict, Invalid, NotFound
-from app.services.context import ChangeContext
-from app.store import archive_reads
-from app.store import repositories as repo
-from app.store.event_store import append, envelope
-from app.store.tables import Event
+from app.store.errors import DuplicateRow
+from app.store.event_store import envelope
 from app.store.uow import UnitOfWork
-
-FINDERS: dict[str, Callable[..., Any]] = {"sprint": repo.find_sprint, "task": repo.find_task, "session": repo.find_session}
 
 
 def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
@@ -37,26 +27,22 @@ def record(body: dict[str, Any], ctx: ChangeContext, uow: UnitOfWork,
     event_id = body.get("event_id")
     try:
         with uow:
-            session = uow.session
-            if event_id and (existing := _existing(session, event_id)) is not None:
+            if event_id and (existing := uow.events.first_with_event_id(event_id)) is not None:
                 return _same_request(existing, body, entity_type, code), False
+            rows = uow.streams[entity_type]
             try:
-                row = FINDERS[entity_type](session, code, lock=True)
+                row = rows.get(code, lock=True, deleted=entity_type == "session")
             except NotFound as missing:
                 field = "entity_code" if body.get("entity_type") else "session_key"
                 raise Invalid(missing.detail, {field: [missing.detail]}) from None
             planned = catalogue.PlannedEvent(body["type"], data=body.get("data") or {}, event_id=event_id)
-            meta = ctx.meta()
-            if entity_type == "session":
-                meta = dataclasses.replace(meta, session_key=row.session_key)
-            rows = append(session, repo.stream_of(entity_type, row), [planned], meta, clock())
-            uow.pending_dispatch.extend(r.id for r in rows)
+            [event] = uow.events.append_to_stream(rows.ref(row), [planned], ctx, clock())
             uow.commit()
-            return envelope(rows[0]), True
-    except IntegrityError:
+            return envelope(event), True
+    except DuplicateRow:
         if event_id:
             with uow:
-                found = _existing(uow.session, event_id)
+                found = uow.events.first_with_event_id(event_id)
             if found is not None:
                 return _same_request(found, body, entity_type, code), False
         raise
@@ -93,13 +79,3 @@ def _stream_of(body: dict[str, Any], ctx: ChangeContext) -> tuple[str, str]:
             {"entity_type": ["required without session_key"], "session_key": ["required without entity_type"]},
         )
     return "session", key
-
-
-def _existing(session: Session, event_id: str) -> dict[str, Any] | None:
-    """The first event with this id, hot or archived (an idempotent retry may come late)."""
-    row = session.scalars(select(Event).where(Event.event_id == event_id)).one_or_none()
-    if row is not None:
-        return envelope(row)
-    archived = archive_reads.envelopes(session, archive_reads.in_archive(
-        archive_reads.core(select(Event).where(Event.event_id == event_id))))
-    return archived[0] if archived else None

@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
 from app.domain.rule_actions import ActionDef, Effect, Facts
 from app.domain.rule_judgement import SUPERSEDED, updated_fields
 from app.domain.rules import RuleDef, evaluate_rules
@@ -34,18 +32,32 @@ class States(Protocol):
 
 @dataclass
 class DatabaseStates:
-    """States folded from the stored log on demand (the worker's and dry-run's source)."""
+    """States folded from the stored log on demand (the worker's and dry-run's source).
 
-    session: Session
+    A state as of an event never changes, so each is folded once per run:
+    the trigger's own task is not folded again as one of its sprint's tasks,
+    and the sprint's other tasks are folded together in one read.
+    """
+
+    db: Any  # the unit of work's database session, handed to the store's as-of reads
+    folded: dict[tuple[str, int, int], dict[str, Any] | None] = field(default_factory=dict)
 
     def state(self, entity_type: str, entity_id: int, upto_id: int) -> dict[str, Any] | None:
-        return as_of.state_at(self.session, entity_type, entity_id, upto_id)
+        key = (entity_type, entity_id, upto_id)
+        if key not in self.folded:
+            self.folded[key] = as_of.state_at(self.db, entity_type, entity_id, upto_id)
+        return self.folded[key]
 
     def entity_id(self, entity_type: str, code: str) -> int | None:
-        return as_of.entity_id(self.session, entity_type, code)
+        return as_of.entity_id(self.db, entity_type, code)
 
     def sprint_task_candidates(self, sprint_id: int, sprint_code: str, upto_id: int) -> list[int]:
-        return as_of.sprint_task_candidates(self.session, sprint_id, sprint_code, upto_id)
+        candidates = as_of.sprint_task_candidates(self.db, sprint_id, sprint_code, upto_id)
+        missing = [i for i in candidates if ("task", i, upto_id) not in self.folded]
+        if missing:
+            for task_id, state in as_of.states_at(self.db, "task", missing, upto_id).items():
+                self.folded[("task", task_id, upto_id)] = state
+        return candidates
 
 
 @dataclass
@@ -102,7 +114,7 @@ def plan_as_of(states: States, action: ActionDef, params: Mapping[str, Any],
     return action.plan(event, params, found.facts), found
 
 
-def superseded_by(session: Session, rule: RuleDef, action: ActionDef, event: Mapping[str, Any],
+def superseded_by(states: DatabaseStates, rule: RuleDef, action: ActionDef, event: Mapping[str, Any],
                   planned: list[Effect], streams: set[Stream]) -> str | None:
     """A later event on the streams the plan read that matches the rule and updates the same
     fields as of its own place: the change is that event's to make (see ``rule_judgement``)."""
@@ -111,8 +123,7 @@ def superseded_by(session: Session, rule: RuleDef, action: ActionDef, event: Map
         return None
     pattern = rule.trigger.type
     prefix = pattern[:-1] if pattern.endswith(".*") else pattern
-    states = DatabaseStates(session)
-    for later in as_of.later_events(session, streams, int(event["id"]), prefix):
+    for later in as_of.later_events(states.db, streams, int(event["id"]), prefix):
         if not evaluate_rules(later, [rule]):
             continue
         plan, _ = plan_as_of(states, action, rule.action.params, later)

@@ -11,16 +11,12 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
-
 from app.domain.clock import Clock
 from app.domain.errors import Invalid
 from app.domain.rule_actions import ACTIONS, BUILTIN_RULES, ActionDef, Planner, parse_action
 from app.domain.rules import ActionSpec, RuleDef, parse_trigger
 from app.store.tables import Rule
+from app.store.uow import Repositories
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +57,23 @@ def user_actions() -> Mapping[str, ActionDef]:
 _present: dict[str, frozenset[str]] = {}
 
 
-def ensure_rules(session: Session, clock: Clock) -> bool:
+def ensure_rules(repos: Repositories, clock: Clock) -> bool:
     """Insert the code rules that have no row yet; True when something was inserted.
 
     Once every code rule was found in the database, later calls in this
     process ask nothing (until another code rule is registered).
     """
-    where, wanted = session.get_bind().engine.url.render_as_string(), frozenset(_code_rules)
+    where, wanted = repos.rules.database, frozenset(_code_rules)
     if _present.get(where) == wanted:
         return False
-    existing = set(session.scalars(select(Rule.name)))
+    existing = repos.rules.names()
     missing = [rule for name, rule in _code_rules.items() if name not in existing]
     if not missing:
         _present[where] = wanted
         return False
     now = clock()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    values = [{**rule, "enabled": True, "builtin": True, "created_at": now, "updated_at": now} for rule in missing]
-    session.execute(insert(Rule).values(values).on_conflict_do_nothing(index_elements=["name"]))
+    repos.rules.insert_missing([{**rule, "enabled": True, "builtin": True, "created_at": now, "updated_at": now}
+                                for rule in missing])
     return True
 
 
@@ -94,15 +89,14 @@ def to_def(row: Rule) -> RuleDef | None:
                    row.enabled)
 
 
-def enabled_rule(session: Session, rule_id: int) -> RuleDef | None:
+def enabled_rule(repos: Repositories, rule_id: int) -> RuleDef | None:
     """One rule, if it exists and is enabled."""
-    row = session.get(Rule, rule_id)
+    row = repos.rules.get(rule_id)
     return to_def(row) if row is not None and row.enabled else None
 
 
-def enabled_rules(session: Session, clock: Clock) -> list[RuleDef]:
+def enabled_rules(repos: Repositories, clock: Clock) -> list[RuleDef]:
     """Every enabled rule, seeding code rules first (rows are few: one query)."""
-    if ensure_rules(session, clock):
-        session.flush()
-    rows = session.scalars(select(Rule).where(Rule.enabled.is_(True)).order_by(Rule.id))
-    return [d for d in (to_def(r) for r in rows) if d is not None]
+    if ensure_rules(repos, clock):
+        repos.rules.flush()
+    return [d for d in (to_def(r) for r in repos.rules.enabled()) if d is not None]

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
+from app.domain.changes import ChangeContext
 from app.domain.clock import Clock, iso
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.paging import trim_page
@@ -17,13 +13,13 @@ from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
 from app.services import backtest as backtesting
 from app.services import rule_effects, rule_facts, rule_registry, rule_secrets, webhooks
-from app.services.context import ChangeContext
 from app.services.queries import EventFilter
 from app.services.webhooks import NO_WEBHOOKS, Policy
-from app.store import archive_reads
+from app.store.errors import DuplicateRow
 from app.store.event_store import envelope
+from app.store.rule_rows import NameTaken
 from app.store.tables import Event, Rule, RuleRun
-from app.store.uow import UnitOfWork
+from app.store.uow import Repositories, UnitOfWork
 
 RUN_STATUSES = ("succeeded", "skipped", "failed", "dead", "loop", "undone", "delivering")
 BUILTIN_MUTABLE = frozenset({"enabled"})
@@ -43,15 +39,15 @@ def run_body(run: RuleRun, rule_name: str, delivery: dict[str, Any] | None = Non
             "created_at": iso(run.created_at), "finished_at": iso(run.finished_at)}
 
 
-def _seeded(uow: UnitOfWork, clock: Clock) -> Session:
+def _seeded(uow: UnitOfWork, clock: Clock) -> UnitOfWork:
     """Built-in rules exist by the time anyone looks (insert-if-missing, committed at once)."""
-    if rule_registry.ensure_rules(uow.session, clock):
+    if rule_registry.ensure_rules(uow, clock):
         uow.commit()
-    return uow.session
+    return uow
 
 
-def _find(session: Session, rule_id: int, *, lock: bool = False) -> Rule:
-    row = session.get(Rule, rule_id, with_for_update=lock)
+def _find(repos: Repositories, rule_id: int, *, lock: bool = False) -> Rule:
+    row = repos.rules.get(rule_id, lock=lock)
     if row is None:
         raise NotFound(f"no rule with id {rule_id}")
     return row
@@ -71,12 +67,7 @@ def _validated(data: dict[str, Any], policy: Policy) -> dict[str, Any]:
 def list_rules(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWork, clock: Clock) -> Page:
     """Rules in id order (built-ins first, as they are seeded first)."""
     with uow:
-        stmt = select(Rule).where(Rule.id > after_id)
-        for name in ("enabled", "builtin"):
-            if name in filters:
-                stmt = stmt.where(getattr(Rule, name).is_(filters[name]))
-        rows, last = trim_page(list(_seeded(uow, clock).scalars(stmt.order_by(Rule.id).limit(limit + 1))), limit,
-                               lambda r: r.id)
+        rows, last = trim_page(_seeded(uow, clock).rules.page(filters, after_id, limit + 1), limit, lambda r: r.id)
         return [rule_body(r) for r in rows], last
 
 
@@ -88,15 +79,11 @@ def get_rule(rule_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
 def create_rule(data: dict[str, Any], uow: UnitOfWork, clock: Clock, policy: Policy = NO_WEBHOOKS) -> dict[str, Any]:
     checked = _validated(data, policy)
     with uow:
-        session = _seeded(uow, clock)
-        if session.scalars(select(Rule.id).where(Rule.name == checked["name"])).first() is not None:
+        if _seeded(uow, clock).rules.named(checked["name"]):
             raise Conflict(f"a rule named {checked['name']!r} exists", {"name": ["already exists"]})
-        now = clock()
-        row = Rule(**checked, builtin=False, created_at=now, updated_at=now)
-        session.add(row)
         try:
-            session.flush()
-        except IntegrityError:
+            row = uow.rules.add(checked, clock())
+        except NameTaken:
             raise Conflict(f"a rule named {checked['name']!r} exists", {"name": ["already exists"]}) from None
         uow.commit()
         return rule_body(row)
@@ -123,7 +110,7 @@ def update_rule(rule_id: int, patch: dict[str, Any], uow: UnitOfWork, clock: Clo
         row.updated_at = clock()
         try:
             uow.commit()
-        except IntegrityError:
+        except DuplicateRow:
             raise Conflict(f"a rule named {checked.get('name')!r} exists", {"name": ["already exists"]}) from None
         return rule_body(row)
 
@@ -134,17 +121,13 @@ def delete_rule(rule_id: int, uow: UnitOfWork, clock: Clock) -> None:
         row = _find(_seeded(uow, clock), rule_id, lock=True)
         if row.builtin:
             raise Conflict("a built-in rule cannot be deleted; disable it", {"id": ["built-in rule"]})
-        uow.session.delete(row)
+        uow.rules.delete(row)
         uow.commit()
 
 
-def find_event(session: Session, ref: int | str) -> Event:
+def find_event(repos: Repositories, ref: int | str) -> Event:
     """An event by its ``id`` (integer) or its ``event_id`` (UUID), hot or archived."""
-    which = Event.id == ref if isinstance(ref, int) else Event.event_id == str(uuid.UUID(str(ref)))
-    row = session.scalars(select(Event).where(which)).first()
-    if row is None:
-        archived = archive_reads.orm_rows(archive_reads.in_archive(archive_reads.core(select(Event).where(which))))
-        row = session.scalars(archived).first()
+    row = repos.events.find(ref)
     if row is None:
         raise NotFound(f"no event {ref}")
     return row
@@ -153,20 +136,14 @@ def find_event(session: Session, ref: int | str) -> Event:
 def list_runs(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWork) -> Page:
     """Runs oldest first; ``event_id`` may be the event's id or its UUID."""
     with uow:
-        session = uow.session
-        stmt = select(RuleRun, Rule.name).join(Rule, Rule.id == RuleRun.rule_id).where(RuleRun.id > after_id)
-        if "rule_id" in filters:
-            stmt = stmt.where(RuleRun.rule_id == filters["rule_id"])
-        if "status" in filters:
-            stmt = stmt.where(RuleRun.status == filters["status"])
+        event_id = None
         if "event_id" in filters:
             try:
-                stmt = stmt.where(RuleRun.event_id == find_event(session, filters["event_id"]).id)
+                event_id = find_event(uow, filters["event_id"]).id
             except NotFound:
                 return [], None
-        rows, last = trim_page(list(session.execute(stmt.order_by(RuleRun.id).limit(limit + 1))), limit,
-                               lambda r: r[0].id)
-        deliveries = webhooks.attempts_of(session, [run.id for run, _ in rows])
+        rows, last = trim_page(uow.rules.runs_page(filters, event_id, after_id, limit + 1), limit, lambda r: r[0].id)
+        deliveries = webhooks.attempts_of(uow.db, [run.id for run, _ in rows])
         return [run_body(run, name, deliveries.get(run.id)) for run, name in rows], last
 
 
@@ -179,12 +156,12 @@ def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: i
     return "loop" if depth >= depth_limit else None
 
 
-def _plan(session: Session, rule_def: RuleDef, seen: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def _plan(repos: Repositories, rule_def: RuleDef, seen: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """The effects the worker would plan: from the state as of the event's place in the log."""
     action = rule_registry.actions().get(rule_def.action.name)
     if action is None:
         return "unknown_action", []
-    planned, _ = rule_facts.plan_as_of(rule_facts.DatabaseStates(session), action, rule_def.action.params, seen)
+    planned, _ = rule_facts.plan_as_of(rule_facts.DatabaseStates(repos.db), action, rule_def.action.params, seen)
     described = [effect.describe() for effect in planned]
     return ("would_apply" if described else "nothing_to_do"), described
 
@@ -192,16 +169,14 @@ def _plan(session: Session, rule_def: RuleDef, seen: dict[str, Any]) -> tuple[st
 def dry_run(rule_id: int, event_ref: int | str, uow: UnitOfWork, depth_limit: int) -> dict[str, Any]:
     """Would the rule fire on this event, and what would it change, judged as of the event? Writes nothing."""
     with uow:
-        session = uow.session
-        rule_def = rule_registry.to_def(_find(session, rule_id))
-        event = find_event(session, event_ref)
+        rule_def = rule_registry.to_def(_find(uow, rule_id))
+        event = find_event(uow, event_ref)
         if rule_def is None:
             raise Invalid("the rule's trigger cannot be read", {"trigger": ["unreadable"]})
         seen = envelope(event)
         refused = _outcome(rule_def, seen, event.causation_depth, depth_limit)
-        outcome, planned = (refused, []) if refused else _plan(session, rule_def, seen)
-        previous = session.scalars(select(RuleRun).where(RuleRun.rule_id == rule_id,
-                                                         RuleRun.event_id == event.id)).first()
+        outcome, planned = (refused, []) if refused else _plan(uow, rule_def, seen)
+        previous = uow.rules.run(rule_id, event.id)
         return {"rule": {"id": rule_def.id, "name": rule_def.name, "enabled": rule_def.enabled},
                 "event": {"id": event.id, "event_id": event.event_id, "type": event.type},
                 "fires": outcome == "would_apply", "outcome": outcome,
@@ -219,39 +194,34 @@ def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock, *,
     """
     ctx = dataclasses.replace(ctx, trigger_rules=trigger_rules)
     with uow:
-        session = uow.session
-        run = session.get(RuleRun, run_id, with_for_update=True)
+        run = uow.rules.get_run(run_id, lock=True)
         if run is None:
             raise NotFound(f"no rule run with id {run_id}")
         if run.status != "succeeded":
             raise Conflict(f"only a succeeded run can be undone; this one is {run.status}",
                            {"status": [run.status]})
-        if webhooks.attempts_of(session, [run.id]):
+        if webhooks.attempts_of(uow.db, [run.id]):
             raise Conflict("a delivered webhook cannot be taken back", {"status": ["webhook run"]})
-        trigger = session.get(Event, run.event_id)
+        trigger = uow.events.get(run.event_id)
         if trigger is not None:
             chain = (*ctx.correlation_chain, trigger.correlation_id, *(trigger.correlation_chain or []))
             ctx = dataclasses.replace(ctx, correlation_chain=chain)
-        produced = rule_effects.undo(session, list(run.effects or []), ctx, clock)
+        produced = rule_effects.undo(uow, list(run.effects or []), ctx, clock)
         run.status = "undone"
-        uow.pending_dispatch.extend(row.id for row in produced)
         uow.commit()
-        name = session.get(Rule, run.rule_id)
-        return {"run": run_body(run, name.name if name else ""), "events": [envelope(r) for r in produced]}
+        return {"run": run_body(run, uow.rules.rule_name(run.rule_id)), "events": [envelope(r) for r in produced]}
 
 
 def redeliver_run(run_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     """Send a webhook run's delivery again, with a fresh retry window; 409 while it is still being delivered."""
     with uow:
-        session = uow.session
-        run = session.get(RuleRun, run_id, with_for_update=True)
+        run = uow.rules.get_run(run_id, lock=True)
         if run is None:
             raise NotFound(f"no rule run with id {run_id}")
-        delivery_id = webhooks.restart(session, run, clock)
+        delivery_id = webhooks.restart(uow.db, run, clock)
         uow.pending_deliveries.append(delivery_id)
         uow.commit()
-        rule = session.get(Rule, run.rule_id)
-        return run_body(run, rule.name if rule else "", webhooks.attempts_of(session, [run.id]).get(run.id))
+        return run_body(run, uow.rules.rule_name(run.rule_id), webhooks.attempts_of(uow.db, [run.id]).get(run.id))
 
 
 def backtest(rule_id: int | None, draft: dict[str, Any] | None, flt: EventFilter, after: int, limit: int,
@@ -260,5 +230,5 @@ def backtest(rule_id: int | None, draft: dict[str, Any] | None, flt: EventFilter
     if draft is not None:
         return backtesting.backtest(backtesting.draft_rule(draft), flt, after, limit, uow, depth_limit)
     with uow:
-        rule = backtesting.stored_rule(uow.session, int(rule_id or 0))
+        rule = backtesting.stored_rule(uow.db, int(rule_id or 0))
     return backtesting.backtest(rule, flt, after, limit, uow, depth_limit)

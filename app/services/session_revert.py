@@ -25,9 +25,8 @@ from app.domain.clock import Clock
 from app.domain.errors import DomainError, NotFound
 from app.services import tracking
 from app.services.context import ChangeContext
-from app.store import repositories as repo
 from app.store import session_queries as sq
-from app.store.event_store import append, envelope
+from app.store.event_store import envelope
 from app.store.uow import UnitOfWork
 
 NOT_REVERTIBLE = "revert changes sprints and tasks only; notifications, alerts and sessions stay"
@@ -105,11 +104,11 @@ def _revert_entity(entity: EntityKey, events: list[dict[str, Any]], plan: Revert
         return result | {"detail": NOT_REVERTIBLE}
     kind = tracking.KINDS[entity[0]]
     with uow:
-        session = uow.session
-        row = kind.find(session, ref["code"], lock=not options.dry_run, deleted=True)
-        live = None if row.deleted_at is not None else kind.state(row)
+        rows = uow.streams[kind.name]
+        row = rows.get(ref["code"], lock=not options.dry_run, deleted=True)
+        live = rows.live(row)
         ours = {e["id"] for e in events}
-        later = [e for e in sq.stream_after(session, entity, events[0]["id"])
+        later = [e for e in sq.stream_after(uow.db, entity, events[0]["id"])
                  if e["id"] not in ours and not fx.is_compensation(e, plan.key)]
         found = fx.plan_entity(events, later, live, force=options.force)
         result |= {"version": row.version, "fields": found.fields, "conflict_details": found.conflicts,
@@ -127,14 +126,12 @@ def _apply(uow: UnitOfWork, kind: tracking.Kind, code: str, patch: dict[str, Any
            plan: RevertPlan, ctx: ChangeContext, clock: Clock) -> dict[str, Any]:
     checked = dataclasses.replace(ctx, expected_version=version)
     try:
-        row, rows = tracking.apply_update(uow.session, kind, code, patch, checked, clock,
-                                          data={"reason": fx.REVERT_REASON, "session_key": plan.key})
+        row, events = tracking.apply_update(uow, kind, code, patch, checked, clock,
+                                            data={"reason": fx.REVERT_REASON, "session_key": plan.key})
     except DomainError as exc:  # e.g. leaving `cancelled`, or a sprint since deleted
         return {"status": "failed", "detail": exc.detail}
-    if ctx.trigger_rules:
-        uow.pending_dispatch.extend(r.id for r in rows)
     uow.commit()
-    return {"status": "applied", "version": row.version, "events": [envelope(r) for r in rows]}
+    return {"status": "applied", "version": row.version, "events": [envelope(e) for e in events]}
 
 
 def _record_reverted(plan: RevertPlan, options: RevertOptions, results: list[dict[str, Any]],
@@ -147,15 +144,12 @@ def _record_reverted(plan: RevertPlan, options: RevertOptions, results: list[dic
             "fields": sum(len(r["fields"]) for r in applied),
             "conflicts": sum(len(r["conflicts"]) for r in results)}
     with uow:
-        session = uow.session
-        row = repo.find_session(session, plan.key, lock=True)
-        meta = dataclasses.replace(ctx, session_key=plan.key).meta()
+        rows = uow.streams["session"]
+        row = rows.get(plan.key, lock=True)
         planned = catalogue.PlannedEvent(catalogue.SESSION_REVERTED, data=data)
-        rows = append(session, repo.stream_of("session", row), [planned], meta, clock())
-        if ctx.trigger_rules:
-            uow.pending_dispatch.extend(r.id for r in rows)
+        [event] = uow.events.append_to_stream(rows.ref(row), [planned], ctx, clock())
         uow.commit()
-        return envelope(rows[0])
+        return envelope(event)
 
 
 def _count_statuses(results: list[dict[str, Any]]) -> dict[str, int]:

@@ -74,6 +74,6 @@ def _finish(uow: UnitOfWork, row: WebhookDelivery, status: str, clock: Clock) ->
         return
     rule, event = session.get(Rule, row.rule_id), session.get(Event, row.event_id)
     if rule is not None and event is not None:
-        failed = automation.record_rule_failed(session, rule.id, rule.name, event, row.last_error or "",
+        failed = automation.record_rule_failed(uow, rule.id, rule.name, event, row.last_error or "",
                                                row.attempts, clock)
         uow.pending_dispatch.extend(e.id for e in failed)

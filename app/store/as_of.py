@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.store import snapshots
 from app.store.event_store import envelope
-from app.store.tables import Event, Sprint, Task
+from app.store.stream_registry import stored
+from app.store.tables import Event, Task
 
 MOVED = "orchestration.task.updated"
 
@@ -45,8 +46,8 @@ def state_at(session: Session, entity_type: str, entity_id: int, upto_id: int) -
 
 def entity_id(session: Session, entity_type: str, code: str) -> int | None:
     """Codes are never reused, so a code names one entity for all time, deleted or not."""
-    model, field = (Sprint, Sprint.sprint_code) if entity_type == "sprint" else (Task, Task.task_code)
-    return session.scalar(select(model.id).where(field == code))
+    kind = stored(entity_type)
+    return session.scalar(select(kind.model.id).where(getattr(kind.model, str(kind.declared.code_field)) == code))
 
 
 def sprint_task_candidates(session: Session, sprint_id: int, sprint_code: str, upto_id: int) -> list[int]:

@@ -29,7 +29,9 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.domain.actors import NAMED_KINDS, OTHER, kind_prefix
 from app.domain.paging import INT_ID_MAX
-from app.store.tables import AgentSession, Event, Sprint, Task
+from app.domain.stream_types import has_rows
+from app.store.stream_registry import stored
+from app.store.tables import AgentSession, Event, Task
 
 
 @dataclass(frozen=True)
@@ -255,13 +257,9 @@ def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False,  # 
 
 def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
     """Any entity ever created, deleted ones included: their history stays readable."""
-    model, column = {
-        "sprint": (Sprint, Sprint.sprint_code),
-        "task": (Task, Task.task_code),
-        "session": (AgentSession, AgentSession.session_key),
-    }.get(entity_type, (None, None))
-    if model is not None and column is not None:
-        return session.scalar(select(model.id).where(column == code))  # type: ignore[attr-defined]
+    if has_rows(entity_type):
+        kind = stored(entity_type)
+        return session.scalar(select(kind.model.id).where(getattr(kind.model, str(kind.declared.code_field)) == code))
     from app.store.archive_reads import first_of  # archived events name entities too
 
     by_code = first_of(session,

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.domain.changes import ChangeContext
 from app.domain.clock import iso
 from app.domain.events import PlannedEvent
 from app.domain.hashing import CURRENT, event_hash
@@ -23,17 +24,8 @@ from app.store.tables import Event, EventRollup, StreamMixin
 QUEUED = "orchestration.queued_events"
 
 
-@dataclass(frozen=True)
-class EventMeta:
-    """Who and why: the metadata every event of one change shares."""
-
-    actor: str
-    session_key: str | None = None
-    correlation_chain: tuple[str, ...] = ()
-    causation_id: str | None = None
-    causation_depth: int = 0
-    # False for compensations (undo, repair): their events start no rules unless the caller asks.
-    trigger_rules: bool = True
+# The events' metadata is the change's context: one type, two names (``EventMeta`` reads better here).
+EventMeta = ChangeContext
 
 
 @dataclass

@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.integrity import Head
+from app.domain.stream_types import SIGNAL, stream_type
 from app.store import archive_reads
 from app.store.event_queries import correlation_condition
-from app.store.tables import AgentSession, Event, Signal, Sprint, Task
+from app.store.stream_registry import STORED
+from app.store.tables import Event, Signal
 
-STREAM_MODELS: dict[str, Any] = {"sprint": Sprint, "task": Task, "session": AgentSession}
-CODE_COLUMNS = {"sprint": "sprint_code", "task": "task_code", "session": "session_key"}
 BATCH = 1000
 
 
@@ -30,16 +30,19 @@ class StreamRow:
 
 
 def _stream_row(entity_type: str, row: Any) -> StreamRow:
-    code = getattr(row, CODE_COLUMNS[entity_type], None) if entity_type in CODE_COLUMNS else None
+    code_field = stream_type(entity_type).code_field
+    code = getattr(row, code_field, None) if code_field is not None else None
     return StreamRow({"type": entity_type, "id": row.id, "code": code}, Head(row.version or 0, row.last_hash))
 
 
 def owner(session: Session, correlation_id: str) -> StreamRow | None:
     """The entity whose own stream this correlation id is, if any."""
-    for entity_type, model in STREAM_MODELS.items():
-        row = session.scalars(select(model).where(model.correlation_id == correlation_id)).unique().first()
+    for declared, kind in STORED.items():
+        if declared is SIGNAL:
+            continue
+        row = session.scalars(select(kind.model).where(kind.model.correlation_id == correlation_id)).unique().first()
         if row is not None:
-            return _stream_row(entity_type, row)
+            return _stream_row(kind.name, row)
     signal = session.scalars(select(Signal).where(Signal.correlation_id == correlation_id)).first()
     return _stream_row(signal.kind, signal) if signal is not None else None
 
@@ -47,10 +50,12 @@ def owner(session: Session, correlation_id: str) -> StreamRow | None:
 def all_stream_rows(session: Session) -> dict[tuple[str, int], StreamRow]:
     """Every entity row that has (or should have) a stream, keyed by (type, id)."""
     found: dict[tuple[str, int], StreamRow] = {}
-    for entity_type, model in STREAM_MODELS.items():
-        code = getattr(model, CODE_COLUMNS[entity_type])
-        for row in session.execute(select(model.id, model.version, model.last_hash, code)):
-            found[(entity_type, row.id)] = _stream_row(entity_type, row)
+    for declared, kind in STORED.items():
+        if declared is SIGNAL:
+            continue
+        code = getattr(kind.model, str(declared.code_field))
+        for row in session.execute(select(kind.model.id, kind.model.version, kind.model.last_hash, code)):
+            found[(kind.name, row.id)] = _stream_row(kind.name, row)
     for row in session.execute(select(Signal.id, Signal.kind, Signal.version, Signal.last_hash)):
         found[(row.kind, row.id)] = _stream_row(row.kind, row)
     return found

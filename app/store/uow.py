@@ -6,17 +6,50 @@ import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.store.errors import DuplicateRow
+from app.store.event_repository import EventRepository
 from app.store.event_store import QUEUED
+from app.store.outbox_rows import OutboxRepository
+from app.store.repositories import Streams
+from app.store.rule_rows import RuleRepository
 
 log = logging.getLogger(__name__)
 
 Dispatcher = Callable[[Sequence[int]], None]
 
 
-class UnitOfWork:
-    """Owns a session; after a successful commit, hands new outbox ids to the dispatcher.
+class Repositories:
+    """The repositories over one database session: what a use case inside a transaction is handed."""
+
+    db: Session
+    streams: Streams
+    events: EventRepository
+    outbox: OutboxRepository
+    rules: RuleRepository
+    pending_dispatch: list[int]
+
+    def _bind(self, db: Session) -> None:
+        self.db = db
+        self.streams = Streams(db)
+        self.events = EventRepository(db, self.pending_dispatch)
+        self.outbox = OutboxRepository(db)
+        self.rules = RuleRepository(db)
+
+
+def over(db: Session) -> Repositories:
+    """Repositories over a session the caller owns (its commit, its dispatch)."""
+    repos = Repositories()
+    repos.pending_dispatch = []
+    repos._bind(db)
+    return repos
+
+
+class UnitOfWork(Repositories):
+    """Owns a database session (``db``) and the repositories over it: ``streams``, ``events``,
+    ``outbox``, ``rules``; after a successful commit, hands new outbox ids to the dispatcher.
 
     The dispatcher is the fast path only: the outbox rows are already
     committed, so a dispatcher failure (broker down) is logged and the sweep
@@ -31,11 +64,15 @@ class UnitOfWork:
         self.pending_dispatch: list[int] = []
         # Webhook deliveries committed by this unit of work, handed to their own queue after commit.
         self.pending_deliveries: list[int] = []
-        self.session: Session
+
+    @property
+    def session(self) -> Session:
+        """The database session under its older name (``db`` is unambiguous beside agent sessions)."""
+        return self.db
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._factory()
         self.pending_dispatch, self.pending_deliveries = [], []
+        self._bind(self._factory())
         return self
 
     def __exit__(
@@ -44,17 +81,26 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.streams.release_locks()
         try:
-            self.session.rollback()
+            self.db.rollback()
         finally:
-            self.session.close()
+            self.db.close()
+
+    def savepoint(self) -> Savepoint:
+        """A nested transaction; rolling it back also forgets the row locks taken inside it."""
+        return Savepoint(self)
 
     def commit(self) -> None:
         """Commit, then publish the new events some rule may match (those given an outbox row)."""
-        queued = self.session.info.pop(QUEUED, set())
-        self.session.commit()
+        queued = self.db.info.pop(QUEUED, set())
+        self.streams.release_locks()
+        try:
+            self.db.commit()
+        except IntegrityError as exc:
+            raise DuplicateRow(str(exc.orig)) from exc
         ids = [i for i in dict.fromkeys(self.pending_dispatch) if i in queued]
-        self.pending_dispatch = []
+        self.pending_dispatch.clear()
         if ids and self._dispatcher is not None:
             try:
                 self._dispatcher(ids)
@@ -66,3 +112,20 @@ class UnitOfWork:
                 self._deliverer(deliveries)
             except Exception:  # noqa: BLE001 - the delivery sweep is the guarantee
                 log.warning("webhook hand-off after commit failed; the delivery sweep will retry", exc_info=True)
+
+
+class Savepoint:
+    """``uow.savepoint()``: commit keeps what was done inside, rollback undoes it (locks and dispatch too)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._nested = uow.db.begin_nested()
+        self._dispatch_mark = len(uow.pending_dispatch)
+
+    def commit(self) -> None:
+        self._nested.commit()
+
+    def rollback(self) -> None:
+        self._nested.rollback()
+        self._uow.streams.release_locks()  # a rolled-back savepoint releases the row locks taken after it
+        del self._uow.pending_dispatch[self._dispatch_mark:]

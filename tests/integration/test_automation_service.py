@@ -32,7 +32,7 @@ def flaky_rule(runtime: Any) -> Iterator[None]:
     calls["n"] = 0
     rule_registry.register_rule({"type": "custom.flaky"}, flaky_once, name="test_flaky_once")
     with runtime.uow() as uow:  # its row exists before the trigger is appended, as a worker seeds it at start
-        rule_registry.ensure_rules(uow.session, runtime.clock)
+        rule_registry.ensure_rules(uow, runtime.clock)
         uow.commit()
     yield
     rule_registry._code_rules.pop("test_flaky_once", None)

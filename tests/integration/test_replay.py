@@ -169,7 +169,7 @@ def test_a_deleted_entity_replays_to_its_deleted_row(api: Api) -> None:
 def test_sessions_and_signals_in_a_chain_replay_from_their_opening_event(api: Api, runtime: Any) -> None:
     from app.domain.events import NOTIFICATION_CREATED
     from app.services.context import ChangeContext
-    from app.services.signals import raise_signal
+    from app.services.signal_events import raise_signal
 
     task = api.create_task("T-SIG")
     headers = {"X-Correlation-ID": task["correlation_id"]}
@@ -178,7 +178,7 @@ def test_sessions_and_signals_in_a_chain_replay_from_their_opening_event(api: Ap
     assert api.post("/sessions/sess-sig/end", headers=headers).status_code == 200
     with runtime.uow() as uow:
         ctx = ChangeContext(actor="automation:notify", correlation_chain=(task["correlation_id"],))
-        raise_signal(uow.session, "notification", NOTIFICATION_CREATED, {"task": "T-SIG"}, "P2", ctx, runtime.clock)
+        raise_signal(uow, "notification", NOTIFICATION_CREATED, {"task": "T-SIG"}, "P2", ctx, runtime.clock)
         uow.commit()
 
     body = run(api, task["correlation_id"]).get_json()
