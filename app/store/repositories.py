@@ -58,12 +58,10 @@ def stream_fields(row: Any) -> dict[str, Any]:
 class StreamRepository:
     """The rows of one stream type."""
 
-    def __init__(self, streams: Streams, kind: StoredType) -> None:
+    def __init__(self, streams: Streams, kind: StoredType, entity_type: str | None = None) -> None:
         self._streams, self.kind, self._db = streams, kind, streams.db
-
-    @property
-    def name(self) -> str:
-        return self.kind.name
+        # A signal's stream type is its kind (``notification``); every other type is its declaration's name.
+        self.name = entity_type or kind.name
 
     def _code_column(self) -> Any:
         return getattr(self.kind.model, str(self.kind.declared.code_field))
@@ -176,7 +174,7 @@ class Streams:
         self.locked: dict[tuple[str, str | None], Any] = {}
 
     def __getitem__(self, entity_type: str) -> StreamRepository:
-        return StreamRepository(self, stored(entity_type))
+        return StreamRepository(self, stored(entity_type), entity_type)
 
     def __iter__(self) -> Iterator[StreamRepository]:
         return iter([StreamRepository(self, kind) for kind in STORED.values()])
