@@ -36,12 +36,16 @@ class EventRepository:
         """
         if stream.entity_type == "session" and stream.entity_code is not None:
             ctx = dataclasses.replace(ctx, session_key=stream.entity_code)
-        try:
-            rows = append(self._db, stream, list(planned), ctx, now, in_stream=in_stream, dispatch=dispatch)
-        except IntegrityError as exc:  # an ``event_id`` recorded meanwhile (or a racing writer)
-            raise DuplicateRow(str(exc.orig)) from exc
+        rows = self._append(stream, list(planned), ctx, now, in_stream=in_stream, dispatch=dispatch)
         self._pending.extend(r.id for r in rows)
         return rows
+
+    def _append(self, stream: StreamRef, planned: list[PlannedEvent], ctx: ChangeContext, now: datetime, *,
+                in_stream: bool, dispatch: bool) -> list[Event]:
+        try:
+            return append(self._db, stream, planned, ctx, now, in_stream=in_stream, dispatch=dispatch)
+        except IntegrityError as exc:  # an ``event_id`` recorded meanwhile (or a racing writer)
+            raise DuplicateRow(str(exc.orig)) from exc
 
     def get(self, ident: int) -> Event | None:
         return self._db.get(Event, ident)
