@@ -6,19 +6,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain.stream_types import ENTITY_TYPES
+
 PREFIX = "orchestration"
 
-# Field -> granular event suffix, per entity; fields not listed go to ".updated".
-GRANULAR_FIELDS: dict[str, dict[str, str]] = {
-    "sprint": {"status": "status_changed", "metadata": "metadata_updated"},
-    "task": {
-        "status": "status_changed",
-        "assignee": "assigned",
-        "priority": "priority_changed",
-        "progress": "progress_updated",
-    },
-    "session": {},
-}
+# Field -> granular event suffix, per entity (declared with the stream types); others go to ".updated".
+GRANULAR_FIELDS: dict[str, dict[str, str]] = {name: dict(t.granular) for name, t in ENTITY_TYPES.items()}
 # The order events of one request take, so sequences are deterministic.
 SUFFIX_ORDER = (
     "status_changed",

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.domain.events import event_type
 from app.domain.hashing import event_hash
+from app.domain.stream_types import ENTITY_TYPES
 
 GAP = "gap"
 DUPLICATE = "duplicate"
@@ -23,11 +25,7 @@ MISSING_CREATED = "missing_created"
 KINDS = (GAP, DUPLICATE, OUT_OF_ORDER, HASH_MISMATCH, MISSING_CREATED)
 
 # The event type each kind of stream must open with; other streams only need sequence 1.
-OPENING_TYPES = {
-    "sprint": "orchestration.sprint.created",
-    "task": "orchestration.task.created",
-    "session": "orchestration.session.started",
-}
+OPENING_TYPES = {name: event_type(name, t.opening) for name, t in ENTITY_TYPES.items()}
 
 
 @dataclass(frozen=True)

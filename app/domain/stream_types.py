@@ -28,24 +28,44 @@ class StreamType:
     settable: tuple[str, ...] = ()
     # Created, updated and soft-deleted through the tracking use cases (and repaired from the log).
     tracked: bool = False
+    # The event type suffix a stream of this type opens with (integrity checks it).
+    opening: str = "created"
+    # Field -> granular event suffix; changed fields not listed become one ``.updated`` event.
+    granular: tuple[tuple[str, str], ...] = ()
+    # How messages name an entity and its code: "no agent session with key 'k'".
+    label: str = ""
+    code_word: str = "code"
+
+    @property
+    def called(self) -> str:
+        return self.label or self.name
+
+    def missing(self, code: object) -> str:
+        return f"no {self.called} with {self.code_word} {code!r}"
+
+    def taken(self, code: object) -> str:
+        return f"{self.name} {self.code_word} {code!r} is taken"
 
 
 SPRINT = StreamType(
     "sprint", "sprint_code", ("sprint_code", "title", "status", "priority", "metadata"),
     statuses=("planned", "active", "completed", "cancelled"),
     settable=("title", "status", "priority", "metadata"), tracked=True,
+    granular=(("status", "status_changed"), ("metadata", "metadata_updated")),
 )
 TASK = StreamType(
     "task", "task_code",
     ("task_code", "sprint_code", "title", "description", "status", "priority", "progress", "assignee", "metadata"),
     statuses=("pending", "in_progress", "blocked", "completed", "cancelled"),
     settable=("title", "description", "status", "priority", "progress", "assignee", "metadata"), tracked=True,
+    granular=(("status", "status_changed"), ("assignee", "assigned"), ("priority", "priority_changed"),
+              ("progress", "progress_updated")),
 )
 SESSION = StreamType(
     "session", "session_key",
     ("session_key", "agent_id", "sprint_code", "task_code", "status", "started_at", "resumed_at", "ended_at",
      "metadata"),
-    statuses=("active", "ended"),
+    statuses=("active", "ended"), opening="started", label="agent session", code_word="key",
 )
 # Notifications, alerts, rule failures and ``custom.*`` kinds: one-event entities named by id;
 # the stream's entity type is the signal's kind.

@@ -35,9 +35,6 @@ from app.store.tables import AgentSession, Sprint, Task
 
 __all__ = ["StreamRepository", "Streams", "session_priority", "session_state", "sprint_state", "task_state"]
 
-MISSING = {"sprint": "no sprint with code {code!r}", "task": "no task with code {code!r}",
-           "session": "no agent session with key {code!r}"}
-TAKEN = {"session": "session key {code!r} is taken"}
 
 
 def _one(db: Session, stmt: Any, lock: bool) -> Any:
@@ -80,7 +77,7 @@ class StreamRepository:
         """The row named by ``code``; a missing (or, unless ``deleted``, deleted) one is a 404."""
         row = self.find(code, lock=lock)
         if row is None or (getattr(row, "deleted_at", None) is not None and not deleted):
-            raise NotFound(MISSING[self.name].format(code=code))
+            raise NotFound(self.kind.declared.missing(code))
         return row
 
     def by_id(self, ident: int, *, lock: bool = False) -> Any:
@@ -114,8 +111,7 @@ class StreamRepository:
         try:
             self._db.flush()
         except IntegrityError:
-            message = TAKEN.get(self.name, f"{self.name} code {{code!r}} is taken").format(code=code)
-            raise Conflict(message, {str(self.kind.declared.code_field): ["already exists"]}) from None
+            raise Conflict(self.kind.declared.taken(code), {str(self.kind.declared.code_field): ["already exists"]}) from None
         return row
 
     def write(self, row: Any, fields: dict[str, Any], *, history: bool = False) -> None:

@@ -24,7 +24,7 @@ from app.domain.events import PlannedEvent
 from app.domain.stream_types import SIGNAL
 from app.store.event_repository import EventRepository
 from app.store.event_store import StreamRef, _chained_rows, envelope
-from app.store.repositories import TAKEN, StreamRepository, Streams
+from app.store.repositories import StreamRepository, Streams
 from app.store.stream_registry import STORED, stored
 from app.store.tables import Event
 
@@ -67,8 +67,7 @@ class FakeStreamRepository(StreamRepository):
 
     def add(self, code: str | None, fields: dict[str, Any], now: datetime) -> Any:
         if code is not None and self.taken(code):
-            message = TAKEN.get(self.name, f"{self.name} code {{code!r}} is taken").format(code=code)
-            raise Conflict(message, {str(self.kind.declared.code_field): ["already exists"]})
+            raise Conflict(self.kind.declared.taken(code), {str(self.kind.declared.code_field): ["already exists"]})
         row = self.kind.model(id=next(self._data.ids), correlation_id=f"corr-{self.name}-{code}", version=0,
                               last_hash=None, created_at=now, updated_at=now)
         if code is not None:
