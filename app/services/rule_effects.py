@@ -24,13 +24,15 @@ from app.store.event_store import Event
 from app.store.uow import Repositories
 
 
-def _sprint_code_of(repos: Repositories, event: Mapping[str, Any]) -> str | None:
+def _sprint_of(repos: Repositories, event: Mapping[str, Any], *, lock: bool) -> tuple[str, Any] | None:
+    """The sprint concerned (its code and row): the event's own, or the one its task is in now."""
     entity = event["entity"]
     if entity["type"] == "sprint":
-        return str(entity["code"])
+        return str(entity["code"]), repos.streams["sprint"].find(entity["code"], lock=lock)
     if entity["type"] != "task":
         return None
-    return repos.streams.sprint_code_of_task(entity["code"])
+    row = repos.streams.sprint_of_task(entity["code"], lock=lock)
+    return (row.sprint_code, row) if row is not None else None
 
 
 def gather_facts(repos: Repositories, event: Mapping[str, Any], needs: frozenset[str], *, lock: bool) -> Facts:
@@ -44,10 +46,10 @@ def gather_facts(repos: Repositories, event: Mapping[str, Any], needs: frozenset
     if "entity" in needs and has_rows(entity["type"]):
         rows = repos.streams[entity["type"]]
         facts = dataclasses.replace(facts, entity=rows.live(rows.find(entity["code"], lock=lock)))
-    if "sprint" in needs and (code := _sprint_code_of(repos, event)) is not None:
-        sprints = repos.streams["sprint"]
-        sprint = sprints.live(sprints.find(code, lock=lock))
-        facts = dataclasses.replace(facts, sprint=sprint, sprint_tasks=repos.streams.sprint_tasks(code))
+    if "sprint" in needs and (found := _sprint_of(repos, event, lock=lock)) is not None:
+        code, row = found
+        facts = dataclasses.replace(facts, sprint=repos.streams["sprint"].live(row),
+                                    sprint_tasks=repos.streams.sprint_tasks(code))
     return facts
 
 

@@ -182,9 +182,14 @@ class Streams:
         """The transaction (or the savepoint that took them) ended: the next locked read locks again."""
         self.locked.clear()
 
-    def sprint_code_of_task(self, task_code: str | None) -> str | None:
-        stmt = select(Sprint.sprint_code).join(Task, Task.sprint_id == Sprint.id).where(Task.task_code == task_code)
-        return self.db.scalars(stmt).first()
+    def sprint_of_task(self, task_code: str | None, *, lock: bool = False) -> Any:
+        """The sprint a task is in now (deleted or not), found and locked in one statement."""
+        row = _one(self.db, select(Sprint).join(Task, Task.sprint_id == Sprint.id).where(Task.task_code == task_code),
+                   lock)
+        if lock and row is not None:
+            held = self.locked.setdefault(("sprint", row.sprint_code), row)
+            return held
+        return row
 
     def sprint_tasks(self, sprint_code: str) -> tuple[dict[str, Any], ...]:
         """The sprint's live tasks, code and status, in creation order."""

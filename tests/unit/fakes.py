@@ -98,9 +98,9 @@ class FakeStreams(Streams):
     def _tasks(self) -> list[Any]:
         return sorted(self["task"]._all(), key=lambda r: r.id)  # type: ignore[attr-defined]
 
-    def sprint_code_of_task(self, task_code: str | None) -> str | None:
+    def sprint_of_task(self, task_code: str | None, *, lock: bool = False) -> Any:
         task = self["task"].find(task_code)
-        return task.sprint.sprint_code if task is not None and task.sprint is not None else None
+        return task.sprint if task is not None else None
 
     def sprint_tasks(self, sprint_code: str) -> tuple[dict[str, Any], ...]:
         return tuple({"task_code": t.task_code, "status": t.status} for t in self._tasks()
