@@ -105,34 +105,34 @@ def _fold(repos: Repositories, read: ChainRead, lives: dict[repair.Key, Any]) ->
             "matches_live": all(f["matches_live"] is not False for f in finals)}
 
 
-def _state_at(session: Any, entity_type: str, entity_id: int, at: datetime) -> dict[str, Any]:
-    state, last = snapshots.state_at(session, entity_type, entity_id, at)
+def _state_at(db: Any, entity_type: str, entity_id: int, at: datetime) -> dict[str, Any]:
+    state, last = snapshots.state_at(db, entity_type, entity_id, at)
     if state is None or last is None:
-        raise NotFound(_why_nothing_at(session, entity_type, entity_id, at))
-    if snapshots.missing_after(session, entity_type, entity_id, last["sequence"]):
-        raise NotFound(f"{_name(session, entity_type, entity_id)}: the events around {iso(at)} were purged under the "
+        raise NotFound(_why_nothing_at(db, entity_type, entity_id, at))
+    if snapshots.missing_after(db, entity_type, entity_id, last["sequence"]):
+        raise NotFound(f"{_name(db, entity_type, entity_id)}: the events around {iso(at)} were purged under the "
                        f"retention policy")
     return state_at_event(state, last)
 
 
-def _why_nothing_at(session: Any, entity_type: str, entity_id: int, at: datetime) -> str:
+def _why_nothing_at(db: Any, entity_type: str, entity_id: int, at: datetime) -> str:
     """Say whether the entity did not exist yet, or its history that far back was purged."""
-    first = history_reads.first_sequence(session, entity_type, entity_id)
-    earliest = history_reads.earliest_snapshot(session, entity_type, entity_id)
+    first = history_reads.first_sequence(db, entity_type, entity_id)
+    earliest = history_reads.earliest_snapshot(db, entity_type, entity_id)
     if first is not None and first > 1 and earliest is not None:
-        return (f"{_name(session, entity_type, entity_id)}: its history before {iso(earliest)} was purged under the "
+        return (f"{_name(db, entity_type, entity_id)}: its history before {iso(earliest)} was purged under the "
                 f"retention policy")
-    return f"{_name(session, entity_type, entity_id)} did not exist at {iso(at)}"
+    return f"{_name(db, entity_type, entity_id)} did not exist at {iso(at)}"
 
 
-def _name(session: Any, entity_type: str, entity_id: int) -> str:
+def _name(db: Any, entity_type: str, entity_id: int) -> str:
     """How people name the entity: ``task TASK-001``, not the internal id (``task #7`` without a code)."""
-    code = history_reads.code_of(session, entity_type, entity_id)
+    code = history_reads.code_of(db, entity_type, entity_id)
     return f"{entity_type} {code}" if code else f"{entity_type} #{entity_id}"
 
 
-def _entity_id(session: Any, entity_type: str, code: str) -> int:
-    entity_id = entity_id_for(session, entity_type, code)
+def _entity_id(db: Any, entity_type: str, code: str) -> int:
+    entity_id = entity_id_for(db, entity_type, code)
     if entity_id is None:
         raise NotFound(f"no {entity_type} with code {code!r}")
     return entity_id

@@ -69,16 +69,16 @@ def revert(key: str, options: RevertOptions, ctx: ChangeContext, uow: UnitOfWork
 
 def read_plan(key: str, options: RevertOptions, uow: UnitOfWork) -> RevertPlan:
     with uow:
-        session = uow.session
-        sq.one_snapshot(session)
-        row = sq.session_row(session, key)
+        db = uow.db
+        sq.one_snapshot(db)
+        row = sq.session_row(db, key)
         if row is None:
             raise NotFound(f"no agent session with key {key!r}")
-        upto = sq.log_head(session)
-        last = sq.last_event(session, key, upto, catalogue.SESSION_REVERTED)
-        events = sq.session_changes(session, key, upto, row.id)
+        upto = sq.log_head(db)
+        last = sq.last_event(db, key, upto, catalogue.SESSION_REVERTED)
+        events = sq.session_changes(db, key, upto, row.id)
         if options.include_automation:
-            caused = fx.prune_compensations(sq.caused(session, key, upto), key)
+            caused = fx.prune_compensations(sq.caused(db, key, upto), key)
             events = sorted(events + [e for e in caused if e["sequence"] is not None], key=lambda e: e["id"])
         by_entity: dict[EntityKey, list[dict[str, Any]]] = {}
         for event in events:
