@@ -20,7 +20,7 @@ from app.domain.rule_actions import CallWebhook, Effect, Facts, RaiseSignal, Sta
 from app.domain.rules import automation_actor
 from app.domain.stream_types import has_rows, stream_type
 from app.services import sessions, signal_events, tracking
-from app.store.event_store import Event
+from app.store.tables import Event
 from app.store.uow import Repositories
 
 

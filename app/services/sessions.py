@@ -10,7 +10,8 @@ from app.domain.changes import ChangeContext
 from app.domain.clock import Clock
 from app.domain.errors import Conflict, Invalid
 from app.domain.paging import trim_page
-from app.store.event_store import Event, envelope
+from app.store.event_store import envelope
+from app.store.tables import Event
 from app.store.uow import Repositories, UnitOfWork
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from app.domain import events as catalogue
 from app.domain.changes import ChangeContext
 from app.domain.clock import Clock
-from app.store.event_store import Event
+from app.store.tables import Event
 from app.store.uow import Repositories
 
 RULE_FAILURE = "rule_failure"

@@ -12,7 +12,7 @@ from app.domain.entities import apply_patch, check_status_change, check_values
 from app.domain.errors import Conflict, NotFound
 from app.domain.paging import trim_page
 from app.domain.stream_types import SPRINT, TASK, TRACKED, StreamType, stream_type
-from app.store.event_store import Event
+from app.store.tables import Event
 from app.store.uow import Repositories, UnitOfWork
 
 # What the views name them by: the registry's declarations of the tracked types.
