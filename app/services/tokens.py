@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.domain import events as catalogue
+from app.domain.changes import ChangeContext
 from app.domain.clock import Clock, as_utc, iso
 from app.domain.errors import Invalid, NotFound
 from app.domain.paging import trim_page
 from app.store import token_rows
-from app.store.event_store import EventMeta, StreamRef, append
+from app.store.event_store import StreamRef
 from app.store.tables import ApiToken
 from app.store.uow import UnitOfWork
 
@@ -135,8 +136,8 @@ def _record(uow: UnitOfWork, row: ApiToken, event_type: str, by: str, now: datet
     stream = StreamRef("token", row.id, row.prefix, row.correlation_id or str(uuid.uuid4()), EVENT_PRIORITY)
     data = {"actor": row.actor, "role": row.role, "name": row.name, "prefix": row.prefix,
             "expires_at": iso(row.expires_at)}
-    append(uow.session, stream, [catalogue.PlannedEvent(event_type, data=data)], EventMeta(actor=by), now,
-           in_stream=False, dispatch=False)
+    uow.events.append_to_stream(stream, [catalogue.PlannedEvent(event_type, data=data)], ChangeContext(actor=by), now,
+                                in_stream=False, dispatch=False)
 
 
 def describe(row: ApiToken) -> dict[str, Any]:
