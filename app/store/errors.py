@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # Errors worth retrying: the database was unreachable, busy, or chose us as a deadlock victim.
 TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
 
 
-class DuplicateRow(Exception):
-    """A UNIQUE constraint refused the write: another transaction got there first."""
+class DuplicateRow(IntegrityError):
+    """A UNIQUE constraint refused the write: another transaction got there first.
+
+    Still an ``IntegrityError`` for callers that catch that; use cases catch it by this name.
+    """
+
+    @classmethod
+    def of(cls, exc: IntegrityError) -> DuplicateRow:
+        return cls(exc.statement, exc.params, exc.orig or exc)

@@ -45,7 +45,7 @@ class EventRepository:
         try:
             return append(self._db, stream, planned, ctx, now, in_stream=in_stream, dispatch=dispatch)
         except IntegrityError as exc:  # an ``event_id`` recorded meanwhile (or a racing writer)
-            raise DuplicateRow(str(exc.orig)) from exc
+            raise DuplicateRow.of(exc) from exc
 
     def get(self, ident: int) -> Event | None:
         return self._db.get(Event, ident)

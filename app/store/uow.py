@@ -98,7 +98,7 @@ class UnitOfWork(Repositories):
         try:
             self.db.commit()
         except IntegrityError as exc:
-            raise DuplicateRow(str(exc.orig)) from exc
+            raise DuplicateRow.of(exc) from exc
         ids = [i for i in dict.fromkeys(self.pending_dispatch) if i in queued]
         self.pending_dispatch.clear()
         if ids and self._dispatcher is not None:

@@ -128,7 +128,7 @@ class FakeEvents(EventRepository):
         if any(p.event_id and self.first_with_event_id(p.event_id) for p in planned):
             from app.store.errors import DuplicateRow
 
-            raise DuplicateRow("event_id")
+            raise DuplicateRow("INSERT", None, ValueError("event_id"))
         row = stream.row if in_stream else None
         version = row.version if row is not None else 0
         rows, _, last_hash = _chained_rows(stream, planned, ctx, now, version,
