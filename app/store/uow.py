@@ -9,6 +9,7 @@ from types import TracebackType
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.store.event_store import QUEUED
+from app.store.observability import DatabaseHealth
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,13 @@ class UnitOfWork:
         # Webhook deliveries committed by this unit of work, handed to their own queue after commit.
         self.pending_deliveries: list[int] = []
         self.session: Session
+        # Repositories (issue 10): built on the session in __enter__, so use cases never touch SQL.
+        self.health: DatabaseHealth
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()
         self.pending_dispatch, self.pending_deliveries = [], []
+        self.health = DatabaseHealth(self.session)
         return self
 
     def __exit__(
