@@ -15,6 +15,7 @@ from flask.cli import AppGroup
 from app import metrics
 from app.domain.clock import iso, utc_now
 from app.domain.errors import DomainError
+from app.domain.event_filter import EventFilter
 from app.domain.retention import DEFAULT_BATCH_SIZE
 from app.domain.timeparse import parse_age, parse_instant
 from app.services import (
@@ -22,7 +23,6 @@ from app.services import (
     archive_purge,
     forensics_text,
     integrity,
-    queries,
     rules_admin,
     session_report,
     session_revert,
@@ -275,8 +275,8 @@ def backtest_rule(rule_id: int, start: str, end: str | None, page_size: int) -> 
     """Judge a rule as of each event of the window and print what it would have done; writes nothing."""
     rt = _runtime()
     try:
-        flt = queries.EventFilter(start=parse_instant(start, rt.clock()),
-                                  end=parse_instant(end, rt.clock()) if end else None)
+        flt = EventFilter(start=parse_instant(start, rt.clock()),
+                          end=parse_instant(end, rt.clock()) if end else None)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     totals: Counter[str] = Counter()

@@ -31,6 +31,7 @@ from app.services import outbox, rule_effects, rule_facts, rule_registry, signal
 from app.store.event_store import envelope
 from app.store.tables import Event, RuleRun
 from app.store.uow import UnitOfWork
+from app.store.webhook_rows import WebhookDeliveries
 
 log = logging.getLogger(__name__)
 runs_log = structlog.get_logger("app.automation")
@@ -195,7 +196,7 @@ def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any],
     attempt.dispatched.extend(row.id for row in outcome.produced)
     attempt.recorded = (match.rule.name, outcome.status, event.emitted_at)
     recorded = _record(session, run, match.rule.id, event.id, outcome, clock)
-    attempt.deliveries.extend(webhooks.schedule(session, recorded, outcome.deliveries, clock))
+    attempt.deliveries.extend(webhooks.schedule(WebhookDeliveries(session), recorded, outcome.deliveries, clock))
 
 
 def _apply(session: Session, match: Match, event: Event, seen: dict[str, Any], clock: Clock) -> Outcome:

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.errors import Invalid, NotFound
+from app.domain.event_filter import EventFilter
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, evaluate_rules, parse_trigger
 from app.domain.rules import Trigger as _Trigger
 from app.services import rule_facts, rule_registry
 from app.services.backtest_states import CachedStates
-from app.services.queries import EventFilter
 from app.store import event_queries
 from app.store.tables import Event, Rule, RuleRun
 from app.store.uow import UnitOfWork

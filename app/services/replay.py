@@ -21,8 +21,8 @@ from app.domain.paging import take_within_budget
 from app.services import repair
 from app.services.context import ChangeContext
 from app.services.integrity import ChainRead, read_chain, validate_event_chain
-from app.services.queries import FETCH_BATCH
 from app.store import archive_reads, snapshots
+from app.store.event_pages import FETCH_BATCH
 from app.store.event_queries import entity_id_for
 from app.store.event_store import envelope
 from app.store.tables import Event, Snapshot
@@ -77,7 +77,7 @@ def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,
     Repairs are compensations: they start no rules unless ``trigger_rules``."""
     with uow:
         session = uow.session
-        read = read_chain(session, correlation_id)
+        read = read_chain(uow, correlation_id)
         result = {"validation": read.report(), **_fold(session, read), "dry_run": dry_run}
         result["drift"] = repair.drift(session, result["final_states"])
         result["repairs"] = []

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import Clock, iso
 from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.event_filter import EventFilter
 from app.domain.paging import trim_page
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
 from app.services import backtest as backtesting
 from app.services import rule_effects, rule_facts, rule_registry, rule_secrets, webhooks
 from app.services.context import ChangeContext
-from app.services.queries import EventFilter
 from app.services.webhooks import NO_WEBHOOKS, Policy
 from app.store import archive_reads
 from app.store.event_store import envelope
@@ -166,7 +166,7 @@ def list_runs(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWor
                 return [], None
         rows, last = trim_page(list(session.execute(stmt.order_by(RuleRun.id).limit(limit + 1))), limit,
                                lambda r: r[0].id)
-        deliveries = webhooks.attempts_of(session, [run.id for run, _ in rows])
+        deliveries = webhooks.attempts_of(uow.webhooks, [run.id for run, _ in rows])
         return [run_body(run, name, deliveries.get(run.id)) for run, name in rows], last
 
 
@@ -226,7 +226,7 @@ def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock, *,
         if run.status != "succeeded":
             raise Conflict(f"only a succeeded run can be undone; this one is {run.status}",
                            {"status": [run.status]})
-        if webhooks.attempts_of(session, [run.id]):
+        if webhooks.attempts_of(uow.webhooks, [run.id]):
             raise Conflict("a delivered webhook cannot be taken back", {"status": ["webhook run"]})
         trigger = session.get(Event, run.event_id)
         if trigger is not None:
@@ -247,11 +247,11 @@ def redeliver_run(run_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
         run = session.get(RuleRun, run_id, with_for_update=True)
         if run is None:
             raise NotFound(f"no rule run with id {run_id}")
-        delivery_id = webhooks.restart(session, run, clock)
+        delivery_id = webhooks.restart(uow.webhooks, run, clock)
         uow.pending_deliveries.append(delivery_id)
         uow.commit()
         rule = session.get(Rule, run.rule_id)
-        return run_body(run, rule.name if rule else "", webhooks.attempts_of(session, [run.id]).get(run.id))
+        return run_body(run, rule.name if rule else "", webhooks.attempts_of(uow.webhooks, [run.id]).get(run.id))
 
 
 def backtest(rule_id: int | None, draft: dict[str, Any] | None, flt: EventFilter, after: int, limit: int,

@@ -8,7 +8,7 @@ from app.domain import webhook_spec as spec
 from app.domain.clock import Clock, as_utc
 from app.services import automation
 from app.services.webhooks import DELIVERING, Answer, Policy, Request
-from app.store.tables import Event, Rule, RuleRun, WebhookAttempt, WebhookDelivery
+from app.store.tables import WebhookDelivery
 from app.store.uow import UnitOfWork
 
 
@@ -40,16 +40,15 @@ def record(uow: UnitOfWork, request: Request, answer: Answer, policy: Policy, cl
            permanent: bool) -> float | None:
     """Seconds until the next attempt, or None (succeeded, dead, or another attempt got here first)."""
     with uow:
-        session, now = uow.session, clock()
-        row = session.get(WebhookDelivery, request.delivery_id, with_for_update=True)
+        now = clock()
+        row = uow.webhooks.lock(request.delivery_id)
         if row is None or row.status != DELIVERING or row.attempts != request.number - 1:
             return None
         verdict = _verdict(answer, permanent)
         row.attempts = request.number
         row.last_error = _error(answer, verdict)
-        session.add(WebhookAttempt(delivery_id=row.id, number=request.number, started_at=now,
-                                   duration_ms=answer.duration_ms, status_code=answer.status,
-                                   outcome=verdict, error=row.last_error, response_excerpt=answer.excerpt))
+        uow.webhooks.add_attempt(row, request.number, now, answer.duration_ms, answer.status, verdict,
+                                 answer.excerpt)
         delay = _next_delay(answer, request.number, policy, now) if verdict == "retry" else None
         if delay is not None and now + timedelta(seconds=delay) <= as_utc(row.deadline_at):
             row.next_attempt_at = now + timedelta(seconds=delay)
@@ -64,16 +63,16 @@ def record(uow: UnitOfWork, request: Request, answer: Answer, policy: Policy, cl
 
 def _finish(uow: UnitOfWork, row: WebhookDelivery, status: str, clock: Clock) -> None:
     """The delivery and its run end together; a dead one records ``rule_failed``, caused by the trigger."""
-    session, now = uow.session, clock()
+    now = clock()
     row.status, row.finished_at, row.next_attempt_at = status, now, None
-    run = session.get(RuleRun, row.run_id)
+    run = uow.webhooks.run_of(row)
     if run is None:
         return
     run.status, run.finished_at, run.error = status, now, row.last_error
     if status != "dead":
         return
-    rule, event = session.get(Rule, row.rule_id), session.get(Event, row.event_id)
+    rule, event = uow.webhooks.rule_and_event(row)
     if rule is not None and event is not None:
-        failed = automation.record_rule_failed(session, rule.id, rule.name, event, row.last_error or "",
+        failed = automation.record_rule_failed(uow.session, rule.id, rule.name, event, row.last_error or "",
                                                row.attempts, clock)
         uow.pending_dispatch.extend(e.id for e in failed)

@@ -28,23 +28,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.domain.actors import NAMED_KINDS, OTHER, kind_prefix
+from app.domain.event_filter import EventFilter
 from app.domain.paging import INT_ID_MAX
 from app.store.tables import AgentSession, Event, Sprint, Task
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """The filters every event list accepts (CONTRACT §2, ``GET /events``)."""
-
-    type: str | None = None
-    entity_type: str | None = None
-    entity_code: str | None = None
-    actor: str | None = None
-    session_key: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    include_archived: bool = False
-    actor_kind: str | None = None
 
 
 class prefix_match(FunctionElement[bool]):

@@ -8,8 +8,12 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.store.chain_reads import ChainReads
+from app.store.dead_letters import DeadLetters
+from app.store.event_pages import EventPages
 from app.store.event_store import QUEUED
 from app.store.observability import DatabaseHealth
+from app.store.webhook_rows import WebhookDeliveries
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,19 @@ class UnitOfWork:
         self.session: Session
         # Repositories (issue 10): built on the session in __enter__, so use cases never touch SQL.
         self.health: DatabaseHealth
+        self.webhooks: WebhookDeliveries
+        self.dead_letters: DeadLetters
+        self.chains: ChainReads
+        self.event_pages: EventPages
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()
         self.pending_dispatch, self.pending_deliveries = [], []
         self.health = DatabaseHealth(self.session)
+        self.webhooks = WebhookDeliveries(self.session)
+        self.dead_letters = DeadLetters(self.session)
+        self.chains = ChainReads(self.session)
+        self.event_pages = EventPages(self.session)
         return self
 
     def __exit__(
