@@ -12,13 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.actors import actor_kind as kind_of
-
-
-def type_matches(pattern: str, event_type: str) -> bool:
-    """An exact type, or a prefix ending in ``.*``."""
-    if pattern.endswith(".*"):
-        return event_type.startswith(pattern[:-1])
-    return event_type == pattern
+from app.domain.events import type_matches
 
 
 @dataclass(frozen=True)

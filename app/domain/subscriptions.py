@@ -17,7 +17,7 @@ from typing import Any
 
 from app.domain.errors import DomainError, Invalid
 from app.domain.event_filter import EventFilter
-from app.domain.event_filter import type_matches as type_matches  # where callers have always found it
+from app.domain.events import type_matches as type_matches  # where callers have always found it
 
 CHANNEL = re.compile(r"^orchestration\.(?:\*|([a-z][a-z0-9_]{0,63})\.(\*|[^\s]{1,128}))$")
 

@@ -27,6 +27,7 @@ from app.domain.clock import Clock, as_utc
 from app.domain.events import RULE_FAILED
 from app.domain.rule_actions import CallWebhook, Effect
 from app.domain.rules import Match, evaluate_rules
+from app.domain.runs import RETRYABLE, RunStatus, Verdict
 from app.services import outbox, rule_effects, rule_facts, rule_registry, signals, webhooks
 from app.store.event_store import envelope
 from app.store.tables import Event, RuleRun
@@ -38,7 +39,7 @@ runs_log = structlog.get_logger("app.automation")
 
 # Errors worth retrying: the database was unreachable, busy, or chose us as a deadlock victim.
 TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
-RETRYABLE_STATUS = "failed"
+RETRYABLE_STATUS = RETRYABLE
 
 
 @dataclass
@@ -169,7 +170,7 @@ def _open_matches(session: Session, event: Event | None, attempt: Attempt, clock
 class Outcome:
     """What applying one rule to one event came to."""
 
-    status: str
+    status: RunStatus
     produced: list[Event] = field(default_factory=list)
     error: str | None = None
     reason: str | None = None
@@ -201,27 +202,27 @@ def _run_one(session: Session, match: Match, event: Event, seen: dict[str, Any],
 
 def _apply(session: Session, match: Match, event: Event, seen: dict[str, Any], clock: Clock) -> Outcome:
     """Plan as of the trigger's place in the log; apply only what live state, under lock, still calls for."""
-    if match.verdict == "loop":
-        return Outcome("loop", error=f"causation depth {event.causation_depth} reached the limit")
+    if match.verdict == Verdict.LOOP:
+        return Outcome(RunStatus.LOOP, error=f"causation depth {event.causation_depth} reached the limit")
     action = rule_registry.actions().get(match.rule.action.name)
     if action is None:
         raise LookupError(f"no action named {match.rule.action.name!r} in this worker")
     params = match.rule.action.params
     planned, found = rule_facts.plan_as_of(rule_facts.DatabaseStates(session), action, params, seen)
     if not planned:
-        return Outcome("skipped", reason=judgement.NOTHING_TO_DO.format(event=event.id))
+        return Outcome(RunStatus.SKIPPED, reason=judgement.NOTHING_TO_DO.format(event=event.id))
     superseded = rule_facts.superseded_by(session, match.rule, action, seen, planned, found.streams)
     if superseded:
-        return Outcome("skipped", reason=superseded)
+        return Outcome(RunStatus.SKIPPED, reason=superseded)
     live = action.plan(seen, params, rule_effects.gather_facts(session, seen, action.needs(params), lock=True))
     stale = judgement.stale(planned, live)
     if stale:
-        return Outcome("skipped", reason=judgement.describe_stale(stale))
+        return Outcome(RunStatus.SKIPPED, reason=judgement.describe_stale(stale))
     ctx = rule_effects.effect_context(match.rule.name, event)
     local = [e for e in planned if not isinstance(e, CallWebhook)]
     produced = rule_effects.apply_effects(session, local, ctx, clock)
     calls = [e for e in planned if isinstance(e, CallWebhook)]
-    return Outcome(webhooks.DELIVERING if calls else "succeeded", produced, deliveries=list(calls))
+    return Outcome(RunStatus.DELIVERING if calls else RunStatus.SUCCEEDED, produced, deliveries=list(calls))
 
 
 def _describe(exc: BaseException) -> str:
@@ -234,7 +235,7 @@ def _dead(session: Session, match: Match, event: Event, run: RuleRun | None, exc
     error = _describe(exc)
     failed = record_rule_failed(session, match.rule.id, match.rule.name, event, error,
                                 (run.attempts if run is not None else 0) + 1, clock)
-    return Outcome("dead", failed, error)
+    return Outcome(RunStatus.DEAD, failed, error)
 
 
 def record_rule_failed(session: Session, rule_id: int, rule_name: str, event: Event, error: str, attempts: int,
@@ -258,7 +259,7 @@ def _record(session: Session, run: RuleRun | None, rule_id: int, event_id: int, 
     run.effects = [rule_effects.summary(row) for row in outcome.produced]
     run.error = outcome.error
     run.reason = outcome.reason
-    run.finished_at = None if outcome.status == webhooks.DELIVERING else now
+    run.finished_at = None if outcome.status == RunStatus.DELIVERING else now
     return run
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from app.domain.clock import Clock
 from app.domain.events import RULE_FAILED, type_matches
 from app.domain.rules import RuleDef, automation_actor
+from app.domain.runs import FINISHED, RunStatus
 from app.services import automation, rule_effects, rule_registry, signals
 from app.services.context import ChangeContext
 from app.store.dead_letters import Poisoned
@@ -27,7 +28,6 @@ from app.store.tables import RuleRun
 from app.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-FINISHED = ("succeeded", "skipped", "loop", "dead", "undone")
 MAX_BACKOFF = 30.0
 
 
@@ -109,6 +109,6 @@ def _dead_run(uow: UnitOfWork, rule: RuleDef, event: Poisoned, run: RuleRun | No
     failed = signals.raise_signal(uow.session, signals.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx, clock)
     if run is None:
         run = uow.dead_letters.new_run(rule.id, event.id, now)
-    run.status, run.attempts, run.error, run.finished_at = "dead", failures, error, now
+    run.status, run.attempts, run.error, run.finished_at = RunStatus.DEAD, failures, error, now
     run.effects = [rule_effects.summary(e) for e in failed]
     return [e.id for e in failed]

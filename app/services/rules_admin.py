@@ -16,6 +16,7 @@ from app.domain.event_filter import EventFilter
 from app.domain.paging import trim_page
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
+from app.domain.runs import RunStatus
 from app.services import backtest as backtesting
 from app.services import rule_effects, rule_facts, rule_registry, rule_secrets, webhooks
 from app.services.context import ChangeContext
@@ -25,7 +26,7 @@ from app.store.event_store import envelope
 from app.store.tables import Event, Rule, RuleRun
 from app.store.uow import UnitOfWork
 
-RUN_STATUSES = ("succeeded", "skipped", "failed", "dead", "loop", "undone", "delivering")
+RUN_STATUSES = tuple(RunStatus)
 BUILTIN_MUTABLE = frozenset({"enabled"})
 Page = tuple[list[dict[str, Any]], int | None]
 
@@ -176,7 +177,7 @@ def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: i
         return "no_match"
     if reacts_to_itself(rule_def, seen):
         return "own_event"
-    return "loop" if depth >= depth_limit else None
+    return RunStatus.LOOP if depth >= depth_limit else None
 
 
 def _plan(session: Session, rule_def: RuleDef, seen: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -223,7 +224,7 @@ def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock, *,
         run = session.get(RuleRun, run_id, with_for_update=True)
         if run is None:
             raise NotFound(f"no rule run with id {run_id}")
-        if run.status != "succeeded":
+        if run.status != RunStatus.SUCCEEDED:
             raise Conflict(f"only a succeeded run can be undone; this one is {run.status}",
                            {"status": [run.status]})
         if webhooks.attempts_of(uow.webhooks, [run.id]):
@@ -233,7 +234,7 @@ def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock, *,
             chain = (*ctx.correlation_chain, trigger.correlation_id, *(trigger.correlation_chain or []))
             ctx = dataclasses.replace(ctx, correlation_chain=chain)
         produced = rule_effects.undo(session, list(run.effects or []), ctx, clock)
-        run.status = "undone"
+        run.status = RunStatus.UNDONE
         uow.pending_dispatch.extend(row.id for row in produced)
         uow.commit()
         name = session.get(Rule, run.rule_id)

@@ -6,24 +6,25 @@ from datetime import datetime, timedelta
 
 from app.domain import webhook_spec as spec
 from app.domain.clock import Clock, as_utc
+from app.domain.runs import AttemptOutcome, RunStatus
 from app.services import automation
 from app.services.webhooks import DELIVERING, Answer, Policy, Request
 from app.store.tables import WebhookDelivery
 from app.store.uow import UnitOfWork
 
 
-def _verdict(answer: Answer, permanent: bool) -> str:
+def _verdict(answer: Answer, permanent: bool) -> AttemptOutcome:
     if permanent:
-        return "refused"
+        return AttemptOutcome.REFUSED
     if answer.status is not None and 200 <= answer.status < 300:
-        return "succeeded"
+        return AttemptOutcome.SUCCEEDED
     if answer.status is not None and 300 <= answer.status < 400:
-        return "redirect"  # never followed: the URL must name the endpoint itself
-    return "retry" if spec.retryable(answer.status) else "rejected"
+        return AttemptOutcome.REDIRECT  # never followed: the URL must name the endpoint itself
+    return AttemptOutcome.RETRY if spec.retryable(answer.status) else AttemptOutcome.REJECTED
 
 
-def _error(answer: Answer, verdict: str) -> str | None:
-    if verdict == "succeeded":
+def _error(answer: Answer, verdict: AttemptOutcome) -> str | None:
+    if verdict == AttemptOutcome.SUCCEEDED:
         return None
     return answer.error or f"HTTP {answer.status}"
 
@@ -49,19 +50,19 @@ def record(uow: UnitOfWork, request: Request, answer: Answer, policy: Policy, cl
         row.last_error = _error(answer, verdict)
         uow.webhooks.add_attempt(row, request.number, now, answer.duration_ms, answer.status, verdict,
                                  answer.excerpt)
-        delay = _next_delay(answer, request.number, policy, now) if verdict == "retry" else None
+        delay = _next_delay(answer, request.number, policy, now) if verdict == AttemptOutcome.RETRY else None
         if delay is not None and now + timedelta(seconds=delay) <= as_utc(row.deadline_at):
             row.next_attempt_at = now + timedelta(seconds=delay)
             uow.commit()
             return delay
-        if verdict == "retry":
+        if verdict == AttemptOutcome.RETRY:
             row.last_error = f"gave up after {request.number} attempts: {row.last_error}"
-        _finish(uow, row, "succeeded" if verdict == "succeeded" else "dead", clock)
+        _finish(uow, row, RunStatus.SUCCEEDED if verdict == AttemptOutcome.SUCCEEDED else RunStatus.DEAD, clock)
         uow.commit()
         return None
 
 
-def _finish(uow: UnitOfWork, row: WebhookDelivery, status: str, clock: Clock) -> None:
+def _finish(uow: UnitOfWork, row: WebhookDelivery, status: RunStatus, clock: Clock) -> None:
     """The delivery and its run end together; a dead one records ``rule_failed``, caused by the trigger."""
     now = clock()
     row.status, row.finished_at, row.next_attempt_at = status, now, None
@@ -69,7 +70,7 @@ def _finish(uow: UnitOfWork, row: WebhookDelivery, status: str, clock: Clock) ->
     if run is None:
         return
     run.status, run.finished_at, run.error = status, now, row.last_error
-    if status != "dead":
+    if status != RunStatus.DEAD:
         return
     rule, event = uow.webhooks.rule_and_event(row)
     if rule is not None and event is not None:

@@ -20,11 +20,12 @@ from app.config import Settings
 from app.domain.clock import Clock, iso
 from app.domain.errors import Conflict
 from app.domain.rule_actions import CallWebhook, Effect
+from app.domain.runs import RunStatus
 from app.store.tables import RuleRun
 from app.store.uow import UnitOfWork
 from app.store.webhook_rows import WebhookDeliveries
 
-DELIVERING = "delivering"
+DELIVERING = RunStatus.DELIVERING  # a delivery and its run share the status while attempts go on
 # A claimed delivery is left alone this long beyond its timeouts: a crashed sender's claim expires.
 LEASE_MARGIN = 30.0
 SWEEP_BATCH = 500
