@@ -18,6 +18,7 @@ from app.domain.errors import DomainError
 from app.domain.event_filter import EventFilter
 from app.domain.retention import DEFAULT_BATCH_SIZE
 from app.domain.timeparse import parse_age, parse_instant
+from app.runtime import Runtime
 from app.services import (
     archive,
     archive_purge,
@@ -33,8 +34,9 @@ from app.services.context import ChangeContext
 cli = AppGroup("orchestration", help="Operator commands for the orchestration service.")
 
 
-def _runtime():  # type: ignore[no-untyped-def]
-    return current_app.extensions["orchestration"]
+def _runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["orchestration"]
+    return rt
 
 
 def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -11,7 +11,7 @@ from app.api import errors, guards, observe, rejections
 from app.api.schemas import Problem
 
 
-class OrchestrationApi(Api):
+class OrchestrationApi(Api):  # type: ignore[misc]  # flask-smorest ships no types: Api is Any
     """flask-smorest with its error handler replaced by problem+json."""
 
     ERROR_SCHEMA = Problem

@@ -56,7 +56,7 @@ class JsonObject(fields.Dict):
         super().__init__(keys=fields.String(), metadata={**described, **kw.pop("metadata", {})}, **kw)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        loaded = super()._deserialize(value, attr, data, **kwargs)
+        loaded = super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]  # marshmallow's is unannotated
         try:
             loaded = jsonvalues.normalise(loaded)
         except ValueError as exc:

@@ -250,12 +250,13 @@ def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
         return session.scalar(select(model.id).where(column == code))  # type: ignore[attr-defined]
     from app.store.archive_reads import first_of  # archived events name entities too
 
-    by_code = first_of(session,
+    by_code: int | None = first_of(session,
                        select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code)
                        .limit(1))
     if by_code is None and code.isascii() and code.isdigit() and len(code) <= 10 and int(code) <= INT_ID_MAX:
-        return first_of(  # entities without a code (notifications, alerts) are named by id
+        by_id: int | None = first_of(  # entities without a code (notifications, alerts) are named by id
             session,
             select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_id == int(code)).limit(1)
         )
+        return by_id
     return by_code

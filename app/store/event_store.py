@@ -18,7 +18,8 @@ from app.store.envelopes import envelope as envelope  # re-exported: the public 
 from app.store.event_tail import COMMIT_ORDER_LOCK, append_rows
 from app.store.event_tail import add_to_rollups as add_to_rollups  # re-exported: archiving moves counts
 from app.store.event_tail import hour_bucket as hour_bucket  # re-exported: archiving counts by it too
-from app.store.tables import Event, StreamMixin
+from app.store.tables import Event as Event  # re-exported: what append() answers
+from app.store.tables import StreamMixin
 
 # Ids of events given an outbox row in this session's transaction (``UnitOfWork.commit`` publishes them).
 QUEUED = "orchestration.queued_events"

@@ -62,7 +62,7 @@ def task_for_field(session: Session, code: str | None, field: str = "task_code")
     row = session.scalars(select(Task).where(Task.task_code == code)).unique().one_or_none()
     if row is None or row.deleted_at is not None:
         raise Invalid(f"task {code!r} does not exist", {field: [f"unknown task {code!r}"]})
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def sprint_state(row: Sprint) -> dict[str, Any]:
