@@ -85,11 +85,10 @@ Sender = Callable[[Request, dict[str, str], Policy], Answer]
 
 def schedule(deliveries: WebhookDeliveries, run: RuleRun, calls: list[Effect], clock: Clock) -> list[int]:
     """One delivery per webhook effect of a run, in the run's transaction; ids for after commit."""
-    now, ids = clock(), []
-    for call in calls:
-        assert isinstance(call, CallWebhook)
-        ids.append(deliveries.add(run, call.url, DELIVERING, now, deadline=now + timedelta(days=1)))
-    return ids
+    now = clock()
+    urls = [call.url for call in calls if isinstance(call, CallWebhook)]
+    assert len(urls) == len(calls)
+    return deliveries.add_for_run(run, urls, DELIVERING, now, deadline=now + timedelta(days=1))
 
 
 def current_secrets(params: dict[str, Any], now: datetime) -> list[str]:

@@ -16,14 +16,23 @@ class WebhookDeliveries:
     def __init__(self, db: Session) -> None:
         self._db = db
 
-    def add(self, run: RuleRun, url: str, status: str, now: datetime, deadline: datetime) -> int:
-        """A new delivery of ``run`` to ``url``, due now; its id (flushed, for after commit)."""
-        self._db.flush()  # the run's id
-        row = WebhookDelivery(run_id=run.id, rule_id=run.rule_id, event_id=run.event_id, url=url, status=status,
-                              attempts=0, created_at=now, deadline_at=deadline, next_attempt_at=now)
-        self._db.add(row)
+    def add_for_run(self, run: RuleRun, urls: list[str], status: str, now: datetime,
+                    deadline: datetime) -> list[int]:
+        """A delivery of ``run`` to each URL, due now; their ids (flushed, for after commit).
+
+        The run is flushed first, with or without URLs: its UNIQUE(rule, event)
+        conflict surfaces here, where the run is recorded, not at a later flush.
+        """
         self._db.flush()
-        return row.id
+        ids = []
+        for url in urls:
+            row = WebhookDelivery(run_id=run.id, rule_id=run.rule_id, event_id=run.event_id, url=url,
+                                  status=status, attempts=0, created_at=now, deadline_at=deadline,
+                                  next_attempt_at=now)
+            self._db.add(row)
+            self._db.flush()
+            ids.append(row.id)
+        return ids
 
     def lock(self, delivery_id: int) -> WebhookDelivery | None:
         return self._db.get(WebhookDelivery, delivery_id, with_for_update=True)
