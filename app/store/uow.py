@@ -37,22 +37,27 @@ class UnitOfWork:
         # Webhook deliveries committed by this unit of work, handed to their own queue after commit.
         self.pending_deliveries: list[int] = []
         self.session: Session
-        # Repositories (issue 10): built on the session in __enter__, so use cases never touch SQL.
-        self.health: DatabaseHealth
-        self.webhooks: WebhookDeliveries
-        self.dead_letters: DeadLetters
-        self.chains: ChainReads
-        self.event_pages: EventPages
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()
         self.pending_dispatch, self.pending_deliveries = [], []
-        self.health = DatabaseHealth(self.session)
-        self.webhooks = WebhookDeliveries(self.session)
-        self.dead_letters = DeadLetters(self.session)
-        self.chains = ChainReads(self.session)
-        self.event_pages = EventPages(self.session)
+        self._bind_edge_repositories(self.session)
         return self
+
+    # Repositories of health, webhooks, dead letters, chain validation and event pages (issue 10):
+    # built on each new session, so those use cases never touch SQL.
+    health: DatabaseHealth
+    webhooks: WebhookDeliveries
+    dead_letters: DeadLetters
+    chains: ChainReads
+    event_pages: EventPages
+
+    def _bind_edge_repositories(self, db: Session) -> None:
+        self.health = DatabaseHealth(db)
+        self.webhooks = WebhookDeliveries(db)
+        self.dead_letters = DeadLetters(db)
+        self.chains = ChainReads(db)
+        self.event_pages = EventPages(db)
 
     def __exit__(
         self,
