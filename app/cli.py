@@ -15,14 +15,15 @@ from flask.cli import AppGroup
 from app import metrics
 from app.domain.clock import iso, utc_now
 from app.domain.errors import DomainError
+from app.domain.event_filter import EventFilter
 from app.domain.retention import DEFAULT_BATCH_SIZE
 from app.domain.timeparse import parse_age, parse_instant
+from app.runtime import Runtime
 from app.services import (
     archive,
     archive_purge,
     forensics_text,
     integrity,
-    queries,
     rules_admin,
     session_report,
     session_revert,
@@ -33,8 +34,9 @@ from app.services.context import ChangeContext
 cli = AppGroup("orchestration", help="Operator commands for the orchestration service.")
 
 
-def _runtime():  # type: ignore[no-untyped-def]
-    return current_app.extensions["orchestration"]
+def _runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["orchestration"]
+    return rt
 
 
 def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -275,8 +277,8 @@ def backtest_rule(rule_id: int, start: str, end: str | None, page_size: int) -> 
     """Judge a rule as of each event of the window and print what it would have done; writes nothing."""
     rt = _runtime()
     try:
-        flt = queries.EventFilter(start=parse_instant(start, rt.clock()),
-                                  end=parse_instant(end, rt.clock()) if end else None)
+        flt = EventFilter(start=parse_instant(start, rt.clock()),
+                          end=parse_instant(end, rt.clock()) if end else None)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     totals: Counter[str] = Counter()

@@ -18,7 +18,7 @@ KILL_WAIT = 10  # the promise: everything stopped within 10 s of Ctrl+C; past it
 
 
 def run(argv: list[str] | None = None) -> None:
-    honcho.manager.KILL_WAIT = KILL_WAIT  # type: ignore[attr-defined]
+    honcho.manager.KILL_WAIT = KILL_WAIT
     main(sys.argv[1:] if argv is None else argv)
 
 

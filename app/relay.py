@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from kombu import Connection
+from kombu.connection import Connection
 
 from app.config import Settings
 

@@ -24,9 +24,9 @@ from sqlalchemy import Engine, text
 from app import create_app
 from app.config import Settings
 from app.domain.clock import iso
+from app.domain.event_filter import EventFilter
 from app.runtime import Runtime
 from app.services import aggregation
-from app.store.event_queries import EventFilter
 from bench._event_data import Shape, generate
 from tests.support import postgres_database
 

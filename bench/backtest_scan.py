@@ -19,9 +19,9 @@ from sqlalchemy import select, text
 
 from app import create_app
 from app.config import Settings
+from app.domain.event_filter import EventFilter
 from app.runtime import Runtime
 from app.services import backtest
-from app.services.queries import EventFilter
 from app.store.tables import Event
 from bench._event_data import Shape, generate
 from tests.support import postgres_database

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.relay import DELIVER, WEBHOOK_SWEEP
-from app.services import automation, webhooks
+from app.services import automation, webhook_delivery, webhooks
 from workers.celery_app import celery, relay, runtime
 
 # A job lasts at most one HTTP attempt: connect + read timeouts, bounded by the policy.
@@ -15,7 +15,7 @@ OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": au
 def deliver(delivery_id: int) -> None:
     """One attempt; the next one, if any, is published with its delay (the sweep backs it up)."""
     rt = runtime()
-    delay = webhooks.deliver(int(delivery_id), rt.uow(), rt.clock, webhooks.Policy.from_settings(rt.settings))
+    delay = webhook_delivery.deliver(int(delivery_id), rt.uow(), rt.clock, webhooks.Policy.from_settings(rt.settings))
     if delay is not None:
         relay.deliver([int(delivery_id)], countdown=delay)
 

@@ -7,11 +7,11 @@ import uuid
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from app.api import errors, guards, observe
+from app.api import errors, guards, observe, rejections
 from app.api.schemas import Problem
 
 
-class OrchestrationApi(Api):
+class OrchestrationApi(Api):  # type: ignore[misc]  # flask-smorest ships no types: Api is Any
     """flask-smorest with its error handler replaced by problem+json."""
 
     ERROR_SCHEMA = Problem
@@ -69,6 +69,7 @@ def init_api(app: Flask) -> None:
     observe.init(app)
     app.before_request(guards.refuse_oversized_bodies)
     app.after_request(_echo_request_ids)
+    rejections.init(app)
 
 
 def _document_errors_as_problems(api: Api) -> None:

@@ -14,7 +14,7 @@ from app.domain.paging import INT_ID_MAX
 from app.runtime import Runtime
 from app.services import sessions
 from app.services.context import ChangeContext
-from app.store.uow import UnitOfWork
+from app.services.uow import UnitOfWork
 
 IF_MATCH = re.compile(r'\s*(?:W/)?"?([0-9]+)"?\s*')
 

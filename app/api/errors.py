@@ -1,4 +1,8 @@
-"""Every failure as RFC 9457 problem+json; rejected changes also leave an event."""
+"""Every failure as RFC 9457 problem+json.
+
+The body answered is kept in ``g.problem`` for after-request hooks
+(``rejections`` records refused entity changes from it).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, g, json, request
-from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.domain.errors import DomainError
+from app.services import health
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +22,6 @@ SLUGS = {
     400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
     405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
     422: "validation-error", 429: "too-many-requests", 500: "internal-error", 503: "unavailable",
-}
-# (blueprint endpoint) -> entity type whose rejected PATCH/DELETE records validation_failed
-REJECTABLE = {
-    "sprints.update_sprint": "sprint", "sprints.delete_sprint": "sprint",
-    "tasks.update_task": "task", "tasks.delete_task": "task",
 }
 
 
@@ -40,7 +39,7 @@ def problem(status: int, title: str, detail: str, errors: dict[str, Any] | None 
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
-    _record_rejection(status, detail, errors)
+    g.problem = body
     return response
 
 
@@ -86,38 +85,17 @@ def handle_domain(error: DomainError) -> Response:
     return problem(error.status, error.title, error.detail, error.errors)
 
 
-def handle_database(error: DBAPIError) -> Response:
-    if isinstance(error, OperationalError) or error.connection_invalidated:
-        log.warning("database unavailable: %s", error.orig)
+def handle_unexpected(error: Exception) -> Response:
+    """A database that cannot be reached is a 503 to retry; anything else is a bug (500)."""
+    if health.database_unreachable(error):
+        log.warning("database unavailable: %s", getattr(error, "orig", error))
         return problem(503, "Service Unavailable", "The database is unreachable; retry shortly.",
                        headers={"Retry-After": "5"})
-    return handle_unexpected(error)
-
-
-def handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error", exc_info=error)
     return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
-
-
-def _record_rejection(status: int, detail: str, errors: dict[str, Any] | None) -> None:
-    """A 409/422 on a PATCH or DELETE of an existing entity becomes validation_failed."""
-    entity_type = REJECTABLE.get(request.endpoint or "")
-    principal = g.get("principal")
-    if status not in (409, 422) or entity_type is None or principal is None:
-        return
-    from app.api.context import change_context_for_rejection, runtime
-    from app.services import tracking
-
-    rt = runtime()
-    try:
-        tracking.record_rejection(entity_type, (request.view_args or {}).get("code", ""), status,
-                                  detail, errors, change_context_for_rejection(), rt.uow(), rt.clock)
-    except Exception:  # noqa: BLE001 - the rejection itself must still be answered
-        log.warning("could not record validation_failed", exc_info=True)
 
 
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(DomainError, handle_domain)
-    app.register_error_handler(DBAPIError, handle_database)
     app.register_error_handler(Exception, handle_unexpected)

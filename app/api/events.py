@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
+from app.domain.event_filter import EventFilter
 from app.domain.paging import decode_cursor, page_body
 from app.services import external_events, queries
 
@@ -20,8 +21,8 @@ FILTER_FIELDS = ("type", "entity_type", "entity_code", "actor", "session_key", "
                  "actor_kind")
 
 
-def event_filter(args: dict[str, Any]) -> queries.EventFilter:
-    return queries.EventFilter(**{k: args[k] for k in FILTER_FIELDS if k in args})
+def event_filter(args: dict[str, Any]) -> EventFilter:
+    return EventFilter(**{k: args[k] for k in FILTER_FIELDS if k in args})
 
 
 @blp.route("", methods=["POST"])

@@ -16,7 +16,7 @@ blp = Blueprint("health", __name__, url_prefix="/api/orchestration", description
 
 def probes() -> health_service.Probes:
     rt = runtime()
-    return health_service.Probes(writer=rt.writer, read_uow=read_uow, broker=partial(broker_status, rt.settings),
+    return health_service.Probes(uow=rt.uow, read_uow=read_uow, broker=partial(broker_status, rt.settings),
                                  clock=rt.clock, max_outbox_age=rt.settings.health_max_outbox_age)
 
 

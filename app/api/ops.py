@@ -34,7 +34,7 @@ def livez() -> Any:
 @blp.doc(security=[])
 def readyz() -> Any:
     """Can this process record events now? A write transaction is opened and rolled back."""
-    database = health_service.can_record(runtime().writer)
+    database = health_service.can_record(runtime().uow())
     if database["status"] != health_service.OK:
         return {"status": health_service.UNAVAILABLE, "database": database}, 503, {"Retry-After": "5"}
     return {"status": "ok", "database": database}
@@ -52,7 +52,6 @@ def _state() -> metrics.StateCollector:
     """One cached collector per app, reading the database at most every few seconds."""
     found = current_app.extensions.get("orchestration_metrics_state")
     if found is None:
-        rt = runtime()
-        found = metrics.StateCollector(partial(health_service.metrics_state, rt.engine, read_uow, rt.clock))
+        found = metrics.StateCollector(partial(health_service.metrics_state, read_uow, runtime().clock))
         current_app.extensions["orchestration_metrics_state"] = found
     return found

@@ -16,7 +16,7 @@ from app.services.rules_admin import RUN_STATUSES
 RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
-class EventRef(fields.Field):
+class EventRef(fields.Field[int | str]):
     """An event named by its ``id`` (integer) or its ``event_id`` (UUID)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | str:

@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.domain import field_limits as limits
 from app.domain import jsonvalues
 from app.domain.actors import ACTOR_KINDS
 from app.domain.entities import (
@@ -19,6 +20,7 @@ from app.domain.entities import (
     TASK_STATUSES,
 )
 from app.domain.events import EVENT_TYPE_PATTERN
+from app.domain.field_limits import TextLimit
 from app.domain.paging import DEFAULT_LIMIT, INT_ID_MAX, MAX_LIMIT
 from app.domain.timeparse import parse_instant
 
@@ -54,7 +56,7 @@ class JsonObject(fields.Dict):
         super().__init__(keys=fields.String(), metadata={**described, **kw.pop("metadata", {})}, **kw)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        loaded = super()._deserialize(value, attr, data, **kwargs)
+        loaded = super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]  # marshmallow's is unannotated
         try:
             loaded = jsonvalues.normalise(loaded)
         except ValueError as exc:
@@ -76,8 +78,19 @@ def Metadata(**kw: Any) -> fields.Dict:  # noqa: N802
     return JsonObject(**kw)
 
 
+def Text(limit: TextLimit, **kw: Any) -> fields.String:  # noqa: N802
+    """A string field bounded by the domain's limit (``min`` 0 means no lower bound)."""
+    return fields.String(validate=validate.Length(min=limit.min or None, max=limit.max),
+                         allow_none=limit.nullable, **kw)
+
+
+def Progress(**kw: Any) -> fields.Integer:  # noqa: N802
+    return fields.Integer(strict=True, validate=validate.Range(min=limits.PROGRESS.min, max=limits.PROGRESS.max),
+                          **kw)
+
+
 def Title(**kw: Any) -> fields.String:  # noqa: N802
-    return fields.String(validate=validate.Length(min=1, max=500), **kw)
+    return Text(limits.TITLE, **kw)
 
 
 class Immutable(fields.Raw):
@@ -132,11 +145,11 @@ class TaskCreate(Schema):
     task_code = Code(required=True)
     sprint_code = Code(load_default=None, allow_none=True)
     title = Title(required=True)
-    description = fields.String(load_default="", validate=validate.Length(max=20000))
+    description = Text(limits.DESCRIPTION, load_default="")
     status = fields.String(load_default="pending", validate=validate.OneOf(TASK_STATUSES))
     priority = Priority(load_default="P2")
-    progress = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=100))
-    assignee = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    progress = Progress(load_default=0)
+    assignee = Text(limits.ASSIGNEE, load_default=None)
     metadata = Metadata(load_default=dict)
 
 
@@ -144,11 +157,11 @@ class TaskPatch(VersionedPatch):
     task_code = Immutable()
     sprint_code = Code(allow_none=True)
     title = Title()
-    description = fields.String(validate=validate.Length(max=20000))
+    description = Text(limits.DESCRIPTION)
     status = fields.String(validate=validate.OneOf(TASK_STATUSES))
     priority = Priority()
-    progress = fields.Integer(strict=True, validate=validate.Range(min=0, max=100))
-    assignee = fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
+    progress = Progress()
+    assignee = Text(limits.ASSIGNEE)
     metadata = Metadata()
 
 
@@ -170,7 +183,7 @@ class TaskQuery(PageArgs):
 
 class SessionStart(Schema):
     session_key = fields.String(validate=FullMatch(SESSION_KEY_PATTERN, error=PATTERN_ERROR))
-    agent_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    agent_id = Text(limits.AGENT_ID, required=True)
     sprint_code = Code(allow_none=True)
     task_code = Code(allow_none=True)
     metadata = Metadata(load_default=dict)

@@ -11,6 +11,7 @@ from marshmallow import Schema
 from app.api import schemas as s
 from app.api.auth import auth
 from app.api.context import change_context, read_uow, runtime, uow
+from app.api.rejections import records_rejections
 from app.domain.paging import INT_ID_MAX, decode_cursor, page_body
 from app.services import tracking
 
@@ -53,6 +54,7 @@ def make_blueprint(name: str, plural: str, create: type[Schema], patch: type[Sch
         return _with_etag(tracking.get(kind, code, read_uow()))
 
     @blp.route("/<code>", methods=["PATCH"], endpoint=f"update_{name}")
+    @records_rejections(name)
     @auth.login_required(role="writer")
     @blp.arguments(patch)
     @blp.response(200, out)
@@ -62,6 +64,7 @@ def make_blueprint(name: str, plural: str, create: type[Schema], patch: type[Sch
         return _with_etag(tracking.update(kind, code, changes, ctx, uow(), runtime().clock))
 
     @blp.route("/<code>", methods=["DELETE"], endpoint=f"delete_{name}")
+    @records_rejections(name)
     @auth.login_required(role="writer")
     @blp.arguments(s.DeleteBody, required=False)
     @blp.response(204)

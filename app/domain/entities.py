@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from app.domain.errors import Conflict, Invalid
+from app.domain.field_limits import PROGRESS
 from app.domain.stream_types import PRIORITIES, SESSION, SPRINT, TASK, stream_type
 
 # Match with ``fullmatch``: ``$`` alone accepts a final newline ("TASK-1\n").
@@ -29,8 +30,8 @@ def check_values(entity_type: str, state: dict[str, Any]) -> None:
     if "priority" in state and state["priority"] not in PRIORITIES:
         errors["priority"] = [f"one of {', '.join(PRIORITIES)}"]
     progress = state.get("progress", 0)
-    if not isinstance(progress, int) or isinstance(progress, bool) or not 0 <= progress <= 100:
-        errors["progress"] = ["an integer from 0 to 100"]
+    if not PROGRESS.fits(progress):
+        errors["progress"] = [f"an integer from {PROGRESS.min} to {PROGRESS.max}"]
     if errors:
         named = "; ".join(f"{name}: {messages[0]}" for name, messages in errors.items())
         raise Invalid(f"not a valid {entity_type} ({named})", errors)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain import field_limits as limits
 from app.domain import webhook_spec
 from app.domain.entities import FINAL_STATUS, PRIORITIES, SPRINT_STATUSES, TASK_STATUSES
 from app.domain.errors import Invalid
@@ -207,10 +208,10 @@ def _value_fits(name: str, value: Any) -> bool:
     checks: dict[str, Callable[[Any], bool]] = {
         "status": lambda v: v in (*TASK_STATUSES, *SPRINT_STATUSES),
         "priority": lambda v: v in PRIORITIES,
-        "progress": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
-        "title": lambda v: isinstance(v, str) and 1 <= len(v) <= 500,
-        "description": lambda v: isinstance(v, str) and len(v) <= 20000,
-        "assignee": lambda v: v is None or (isinstance(v, str) and 1 <= len(v) <= 200),
+        "progress": limits.PROGRESS.fits,
+        "title": limits.TITLE.fits,
+        "description": limits.DESCRIPTION.fits,
+        "assignee": limits.ASSIGNEE.fits,
         "metadata": lambda v: isinstance(v, dict),
     }
     return checks[name](value)
@@ -229,7 +230,7 @@ def _check_emit(params: Mapping[str, Any]) -> list[str]:
 def _check_session(params: Mapping[str, Any]) -> list[str]:
     errors = _check_keys(params, {"agent_id", "reason"}, set())
     for name in ("agent_id", "reason"):
-        if name in params and not (isinstance(params[name], str) and 0 < len(params[name]) <= 200):
+        if name in params and not limits.AGENT_ID.fits(params[name]):
             errors.append(f"params.{name}: a non-empty string")
     return errors
 

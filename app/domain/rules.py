@@ -12,6 +12,7 @@ from typing import Any
 
 from app.domain.errors import Invalid
 from app.domain.events import TYPE_FILTER_PATTERN, type_matches
+from app.domain.runs import Verdict
 
 OPERATORS = ("eq", "ne", "in", "changed_to", "changed_from", "gt", "lt", "exists")
 DEFAULT_DEPTH_LIMIT = 5
@@ -137,7 +138,7 @@ class Match:
     """A rule whose trigger matched; ``loop`` when the causation depth limit stops it."""
 
     rule: RuleDef
-    verdict: str  # "apply" | "loop"
+    verdict: Verdict
 
 
 def reacts_to_itself(rule: RuleDef, event: Mapping[str, Any]) -> bool:
@@ -151,7 +152,7 @@ def evaluate_rules(event: Mapping[str, Any], rules: Iterable[RuleDef], *, depth:
     ``depth`` is the event's causation depth: at the limit a match is a
     ``loop`` verdict, which the caller records instead of acting.
     """
-    verdict = "loop" if depth >= depth_limit else "apply"
+    verdict = Verdict.LOOP if depth >= depth_limit else Verdict.APPLY
     return [Match(rule, verdict) for rule in rules
             if rule.enabled and not reacts_to_itself(rule, event) and rule.trigger.matches(event)]
 

@@ -4,19 +4,20 @@ Channels are named as the seed names them: ``orchestration.<entity type>.<id
 or code>``; the last part may be ``*`` (every entity of that type), and
 ``orchestration.*`` means everything. A subscription matches an event when
 the event is on one of its channels (or it named none) and passes every
-``/events``-style filter it gave. Pure functions, so the hub can test every
+``/events``-style filter it gave (it *is* an ``EventFilter``, plus channels and
+a correlation id). Pure functions, so the hub can test every
 event against every subscriber without touching the database.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
 from typing import Any
 
-from app.domain.actors import actor_kind
 from app.domain.errors import DomainError, Invalid
+from app.domain.event_filter import EventFilter
+from app.domain.events import type_matches as type_matches  # where callers have always found it
 
 CHANNEL = re.compile(r"^orchestration\.(?:\*|([a-z][a-z0-9_]{0,63})\.(\*|[^\s]{1,128}))$")
 
@@ -43,55 +44,25 @@ def parse_channel(text: str) -> Channel:
     return Channel(entity_type, None if key in (None, "*") else key)
 
 
-def type_matches(pattern: str, event_type: str) -> bool:
-    """An exact type, or a prefix ending in ``.*`` (as the ``/events`` filter)."""
-    if pattern.endswith(".*"):
-        return event_type.startswith(pattern[:-1])
-    return event_type == pattern
-
-
 @dataclass(frozen=True)
-class Subscription:
-    """Channels (OR) and filters (AND); empty values filter nothing, as in ``/events``."""
+class Subscription(EventFilter):
+    """An ``/events`` filter (AND) plus channels (OR) and a correlation id, as the stream accepts."""
 
     channels: tuple[Channel, ...] = ()
-    type: str | None = None
-    entity_type: str | None = None
-    entity_code: str | None = None
-    actor: str | None = None
-    actor_kind: str | None = None
-    session_key: str | None = None
     correlation_id: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    include_archived: bool = False
 
     def matches(self, event: dict[str, Any]) -> bool:
         entity = event["entity"]
         if self.channels and not any(c.matches(entity) for c in self.channels):
             return False
-        return self._filters_pass(event) and self._time_passes(event)
+        if self.correlation_id and self.correlation_id != event.get("correlation_id") \
+                and self.correlation_id not in (event.get("correlation_chain") or ()):
+            return False
+        return super().matches(event)
 
-    def _filters_pass(self, event: dict[str, Any]) -> bool:
-        entity = event["entity"]
-        checks = (
-            not self.type or type_matches(self.type, event["type"]),
-            not self.entity_type or entity.get("type") == self.entity_type,
-            not self.entity_code or entity.get("code") == self.entity_code,
-            not self.actor or event.get("actor") == self.actor,
-            not self.actor_kind or actor_kind(event.get("actor")) == self.actor_kind,
-            not self.session_key or event.get("session_key") == self.session_key,
-            not self.correlation_id or self.correlation_id == event.get("correlation_id")
-            or self.correlation_id in (event.get("correlation_chain") or ()),
-            self.include_archived or event.get("archived_at") is None,
-        )
-        return all(checks)
-
-    def _time_passes(self, event: dict[str, Any]) -> bool:
-        if self.start is None and self.end is None:
-            return True
-        moment = datetime.fromisoformat(event["timestamp"])
-        return (self.start is None or moment >= self.start) and (self.end is None or moment < self.end)
+    def log_filter(self) -> EventFilter:
+        """The part the log's query can apply; channels and correlation are tested on each envelope."""
+        return EventFilter(**{f.name: getattr(self, f.name) for f in fields(EventFilter)})
 
 
 class TooManyStreams(DomainError):

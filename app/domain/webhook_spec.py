@@ -99,8 +99,9 @@ def retryable(status: int | None) -> bool:
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential with jitter: somewhere in [half, all] of ``base * 2**(attempt-1)``, at most ``cap``."""
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
-    return ceiling * (0.5 + 0.5 * (rng or random).random())
+    ceiling = min(cap, base * 2.0 ** max(attempt - 1, 0))
+    draw = rng.random() if rng is not None else random.random()
+    return ceiling * (0.5 + 0.5 * draw)
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:

@@ -14,8 +14,8 @@ from typing import Any
 from app.domain import buckets
 from app.domain.actors import by_actor_kind
 from app.domain.clock import Clock, iso
+from app.domain.event_filter import EventFilter
 from app.store import rollups
-from app.store.event_queries import EventFilter
 from app.store.uow import UnitOfWork
 
 BREAKDOWNS = {"by_type": 1, "by_actor": 2, "by_entity_type": 3, "by_day": 0}

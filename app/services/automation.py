@@ -23,6 +23,7 @@ from app.domain.clock import Clock, as_utc
 from app.domain.events import RULE_FAILED
 from app.domain.rule_actions import CallWebhook, Effect
 from app.domain.rules import Match, evaluate_rules
+from app.domain.runs import RETRYABLE, RunStatus, Verdict
 from app.services import rule_effects, rule_facts, rule_registry, signal_events, webhooks
 from app.store.errors import TRANSIENT
 from app.store.event_store import envelope
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 runs_log = structlog.get_logger("app.automation")
 
 __all__ = ["TRANSIENT", "evaluate_event", "evaluate_events", "record_rule_failed"]
-RETRYABLE_STATUS = "failed"
+RETRYABLE_STATUS = RETRYABLE
 
 
 @dataclass
@@ -178,7 +179,7 @@ def _open_matches(uow: UnitOfWork, trigger: _Trigger, attempt: Attempt,
 class Outcome:
     """What applying one rule to one event came to."""
 
-    status: str
+    status: RunStatus
     produced: list[Event] = field(default_factory=list)
     error: str | None = None
     reason: str | None = None
@@ -205,14 +206,14 @@ def _run_one(uow: UnitOfWork, match: Match, trigger: _Trigger, run: RuleRun | No
         outcome = _dead(uow, match, event, run, exc, clock)
     attempt.recorded = (match.rule.name, outcome.status, event.emitted_at)
     recorded = _record(uow, run, match.rule.id, event.id, outcome, clock)
-    attempt.deliveries.extend(webhooks.schedule(uow.db, recorded, outcome.deliveries, clock))
+    attempt.deliveries.extend(webhooks.schedule(uow.webhooks, recorded, outcome.deliveries, clock))
 
 
 def _apply(uow: UnitOfWork, match: Match, trigger: _Trigger, clock: Clock) -> Outcome:
     """Plan as of the trigger's place in the log; apply only what live state, under lock, still calls for."""
     event, seen = trigger.event, trigger.seen
-    if match.verdict == "loop":
-        return Outcome("loop", error=f"causation depth {event.causation_depth} reached the limit")
+    if match.verdict == Verdict.LOOP:
+        return Outcome(RunStatus.LOOP, error=f"causation depth {event.causation_depth} reached the limit")
     action = rule_registry.actions().get(match.rule.action.name)
     if action is None:
         raise LookupError(f"no action named {match.rule.action.name!r} in this worker")
@@ -220,19 +221,19 @@ def _apply(uow: UnitOfWork, match: Match, trigger: _Trigger, clock: Clock) -> Ou
     states = rule_facts.DatabaseStates(uow.db)
     planned, found = rule_facts.plan_as_of(states, action, params, seen)
     if not planned:
-        return Outcome("skipped", reason=judgement.NOTHING_TO_DO.format(event=event.id))
+        return Outcome(RunStatus.SKIPPED, reason=judgement.NOTHING_TO_DO.format(event=event.id))
     superseded = rule_facts.superseded_by(states, match.rule, action, seen, planned, found.streams)
     if superseded:
-        return Outcome("skipped", reason=superseded)
+        return Outcome(RunStatus.SKIPPED, reason=superseded)
     live = action.plan(seen, params, rule_effects.gather_facts(uow, seen, action.needs(params), lock=True))
     stale = judgement.stale(planned, live)
     if stale:
-        return Outcome("skipped", reason=judgement.describe_stale(stale))
+        return Outcome(RunStatus.SKIPPED, reason=judgement.describe_stale(stale))
     ctx = rule_effects.effect_context(match.rule.name, event)
     local = [e for e in planned if not isinstance(e, CallWebhook)]
     produced = rule_effects.apply_effects(uow, local, ctx, clock)
     calls = [e for e in planned if isinstance(e, CallWebhook)]
-    return Outcome(webhooks.DELIVERING if calls else "succeeded", produced, deliveries=list(calls))
+    return Outcome(RunStatus.DELIVERING if calls else RunStatus.SUCCEEDED, produced, deliveries=list(calls))
 
 
 def _describe(exc: BaseException) -> str:
@@ -245,7 +246,7 @@ def _dead(uow: UnitOfWork, match: Match, event: Event, run: RuleRun | None, exc:
     error = _describe(exc)
     failed = record_rule_failed(uow, match.rule.id, match.rule.name, event, error,
                                 (run.attempts if run is not None else 0) + 1, clock)
-    return Outcome("dead", failed, error)
+    return Outcome(RunStatus.DEAD, failed, error)
 
 
 def record_rule_failed(repos: Repositories, rule_id: int, rule_name: str, event: Event, error: str, attempts: int,
@@ -269,7 +270,7 @@ def _record(repos: Repositories, run: RuleRun | None, rule_id: int, event_id: in
     run.effects = [rule_effects.summary(row) for row in outcome.produced]
     run.error = outcome.error
     run.reason = outcome.reason
-    run.finished_at = None if outcome.status == webhooks.DELIVERING else now
+    run.finished_at = None if outcome.status == RunStatus.DELIVERING else now
     return run
 
 

@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
 from app.domain.errors import Invalid, NotFound
+from app.domain.event_filter import EventFilter
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, evaluate_rules, parse_trigger
 from app.domain.rules import Trigger as _Trigger
+from app.domain.runs import RunStatus, Verdict
 from app.services import rule_facts, rule_registry
 from app.services.backtest_states import CachedStates
-from app.services.queries import EventFilter
 from app.store import event_queries
 from app.store.tables import Event, Rule, RuleRun
 from app.store.uow import UnitOfWork
@@ -178,8 +179,8 @@ def _judge(scan: Scan, states: CachedStates, row: Any, page: Page) -> None:
     matches = evaluate_rules(seen, [scan.rule], depth=row.causation_depth, depth_limit=scan.depth_limit)
     action = rule_registry.actions().get(scan.rule.action.name)
     outcome, effects = "unknown_action", []
-    if matches[0].verdict == "loop":
-        outcome = "loop"
+    if matches[0].verdict == Verdict.LOOP:
+        outcome = RunStatus.LOOP
     elif action is not None:
         planned, _ = rule_facts.plan_as_of(states, action, scan.rule.action.params, seen)
         effects = [effect.describe() for effect in planned]
@@ -219,7 +220,7 @@ def _actual(session: Session, rule: RuleDef, first: int, last: int, page: Page) 
     actual: dict[str, Any] = {"runs": sum(sum(s.values()) for s in by_rule.values()), "by_rule": by_rule}
     if rule.id:
         applied = set(session.scalars(select(RuleRun.event_id).where(
-            RuleRun.rule_id == rule.id, RuleRun.status.in_(("succeeded", "delivering", "undone")),
+            RuleRun.rule_id == rule.id, RuleRun.status.in_((RunStatus.SUCCEEDED, RunStatus.DELIVERING, RunStatus.UNDONE)),
             RuleRun.event_id > first, RuleRun.event_id <= last)))
         would = set(page.applying)
         actual["would_apply_but_did_not"] = sorted(would - applied)[:DIFFERENCES_SHOWN]

@@ -32,7 +32,7 @@ class Lru(Generic[K, V]):
         self.items: OrderedDict[K, V] = OrderedDict()
 
     def get(self, key: K) -> Any:
-        found = self.items.get(key, MISSING)  # type: ignore[arg-type]
+        found = self.items.get(key, MISSING)
         if found is not MISSING:
             self.items.move_to_end(key)
         return found

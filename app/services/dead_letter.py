@@ -16,37 +16,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from app.domain.clock import Clock
 from app.domain.events import RULE_FAILED, type_matches
 from app.domain.rules import RuleDef, automation_actor
+from app.domain.runs import FINISHED, RunStatus
 from app.services import automation, rule_effects, rule_registry, signal_events
 from app.services.context import ChangeContext
-from app.store.tables import Event, OutboxEntry, RuleRun
-from app.store.uow import UnitOfWork, over
+from app.store.dead_letters import Poisoned
+from app.store.tables import RuleRun
+from app.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-FINISHED = ("succeeded", "skipped", "loop", "dead", "undone")
 MAX_BACKOFF = 30.0
-
-
-@dataclass(frozen=True)
-class Poisoned:
-    """What is known of the event without decoding its payload."""
-
-    id: int
-    event_id: str
-    type: str
-    entity_type: str
-    entity_id: int
-    entity_code: str | None
-    priority: str
-    correlation_id: str
-    causation_depth: int
 
 
 def evaluate_guarded(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, depth_limit: int, final: bool,
@@ -80,8 +62,7 @@ def record_failure(uow: UnitOfWork, event_id: int, exc: BaseException, clock: Cl
                    max_deliveries: int) -> int | None:
     """Count one failed delivery; the failures so far when the event should be delivered again, else None."""
     with uow:
-        session = uow.session
-        row = session.scalars(select(OutboxEntry).where(OutboxEntry.event_id == event_id).with_for_update()).first()
+        row = uow.dead_letters.lock_outbox_entry(event_id)
         if row is None:
             return None  # another delivery finished it meanwhile
         row.failures = (row.failures or 0) + 1
@@ -90,8 +71,8 @@ def record_failure(uow: UnitOfWork, event_id: int, exc: BaseException, clock: Cl
         if failures < max_deliveries:
             uow.commit()
             return failures
-        produced = _dead_letter(session, event_id, exc, failures, clock)
-        session.delete(row)
+        produced = _dead_letter(uow, event_id, exc, failures, clock)
+        uow.dead_letters.remove_outbox_entry(row)
         uow.pending_dispatch.extend(produced)
         uow.commit()
         log.error("event %s dead-lettered after %d failed deliveries: %s", event_id, failures, _describe(exc))
@@ -102,29 +83,22 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _poisoned(session: Session, event_id: int) -> Poisoned | None:
-    columns = (Event.id, Event.event_id, Event.type, Event.entity_type, Event.entity_id, Event.entity_code,
-               Event.priority, Event.correlation_id, Event.causation_depth)
-    found = session.execute(select(*columns).where(Event.id == event_id)).first()
-    return Poisoned(*found) if found is not None else None
-
-
-def _dead_letter(session: Session, event_id: int, exc: BaseException, failures: int, clock: Clock) -> list[int]:
+def _dead_letter(uow: UnitOfWork, event_id: int, exc: BaseException, failures: int, clock: Clock) -> list[int]:
     """A dead run and a ``rule_failed`` signal for each rule that could have fired; the new event ids."""
-    event = _poisoned(session, event_id)
+    event = uow.dead_letters.poisoned(event_id)
     if event is None:
         return []
-    runs = {run.rule_id: run for run in session.scalars(select(RuleRun).where(RuleRun.event_id == event_id))}
+    runs = uow.dead_letters.runs_by_rule(event_id)
     produced: list[int] = []
-    for rule in rule_registry.enabled_rules(over(session), clock):
+    for rule in rule_registry.enabled_rules(uow, clock):
         run = runs.get(rule.id)
         if not type_matches(rule.trigger.type, event.type) or (run is not None and run.status in FINISHED):
             continue
-        produced.extend(_dead_run(session, rule, event, run, exc, failures, clock))
+        produced.extend(_dead_run(uow, rule, event, run, exc, failures, clock))
     return produced
 
 
-def _dead_run(session: Session, rule: RuleDef, event: Poisoned, run: RuleRun | None, exc: BaseException,
+def _dead_run(uow: UnitOfWork, rule: RuleDef, event: Poisoned, run: RuleRun | None, exc: BaseException,
               failures: int, clock: Clock) -> list[int]:
     now, error = clock(), _describe(exc)
     data = {"rule_id": rule.id, "rule": rule.name, "event_id": event.id, "event_type": event.type,
@@ -132,10 +106,10 @@ def _dead_run(session: Session, rule: RuleDef, event: Poisoned, run: RuleRun | N
             "error": error, "attempts": failures, "reason": "max_deliveries"}
     ctx = ChangeContext(actor=automation_actor(rule.name), correlation_chain=(event.correlation_id,),
                         causation_id=event.event_id, causation_depth=event.causation_depth + 1)
-    failed = signal_events.raise_signal(over(session), signal_events.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx, clock)
+    failed = signal_events.raise_signal(uow, signal_events.RULE_FAILURE, RULE_FAILED, data, event.priority, ctx,
+                                        clock)
     if run is None:
-        run = RuleRun(rule_id=rule.id, event_id=event.id, attempts=0, created_at=now)
-        session.add(run)
-    run.status, run.attempts, run.error, run.finished_at = "dead", failures, error, now
+        run = uow.dead_letters.new_run(rule.id, event.id, now)
+    run.status, run.attempts, run.error, run.finished_at = RunStatus.DEAD, failures, error, now
     run.effects = [rule_effects.summary(e) for e in failed]
     return [e.id for e in failed]

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app.domain.event_filter import EventFilter
 from app.domain.subscriptions import Subscription
 from app.services import queries
 from app.store import stream_access
@@ -98,7 +99,7 @@ class Hub:
 
     def _drain(self) -> None:
         while True:
-            items, more = queries.list_events(queries.EventFilter(), self.cursor, PAGE, self._read_uow())
+            items, more = queries.list_events(EventFilter(), self.cursor, PAGE, self._read_uow())
             if items:
                 self._extend([Item(e["id"], e, frame(e)) for e in items])
             if not more:
@@ -150,10 +151,7 @@ class Follower:
     def _from_the_log(self) -> list[str]:
         seen_by_hub = self.hub.cursor  # read first: every event up to it is visible to the query below
         s = self.subscription
-        flt = queries.EventFilter(type=s.type, entity_type=s.entity_type, entity_code=s.entity_code,
-                                  actor=s.actor, actor_kind=s.actor_kind, session_key=s.session_key, start=s.start, end=s.end,
-                                  include_archived=s.include_archived)
-        events, more = queries.list_events(flt, self.position, PAGE, self._read_uow())
+        events, more = queries.list_events(s.log_filter(), self.position, PAGE, self._read_uow())
         if events:
             self.position = events[-1]["id"]
         if not more:

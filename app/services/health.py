@@ -11,9 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from app.domain.clock import Clock
 from app.services import outbox
 from app.store import observability
@@ -26,20 +23,31 @@ UNAVAILABLE, DEGRADED, OK = "unavailable", "degraded", "ok"
 class Probes:
     """What health needs from the process's wiring; the broker check is the relay's."""
 
-    writer: sessionmaker[Session]
+    uow: Callable[[], UnitOfWork]
     read_uow: Callable[[], UnitOfWork]
     broker: Callable[[], dict[str, Any]]
     clock: Clock
     max_outbox_age: float
 
 
-def can_record(writer: sessionmaker[Session]) -> dict[str, Any]:
-    return observability.can_record(writer)
+def can_record(uow: UnitOfWork) -> dict[str, Any]:
+    """Can events be recorded now? A write transaction is opened and rolled back (never committed)."""
+    try:
+        with uow:
+            uow.health.begin_write()
+        return {"status": OK}
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot record events"
+        return {"status": UNAVAILABLE, "error": type(exc).__name__}
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether a failure means the database is down (answer 503 and retry) rather than a bug (500)."""
+    return observability.unreachable(error)
 
 
 def report(probes: Probes) -> dict[str, Any]:
     """The health body; ``status`` is ``ok``, ``degraded`` or ``unavailable``."""
-    database = observability.can_record(probes.writer)
+    database = can_record(probes.uow())
     broker = probes.broker()
     if database["status"] != OK:
         return {"status": UNAVAILABLE, "database": database, "broker": broker, "outbox": None}
@@ -50,8 +58,10 @@ def report(probes: Probes) -> dict[str, Any]:
     return {"status": status, "database": database, "broker": broker, "outbox": lag}
 
 
-def metrics_state(engine: Engine, read_uow: Callable[[], UnitOfWork], clock: Clock) -> dict[str, Any]:
+def metrics_state(read_uow: Callable[[], UnitOfWork], clock: Clock) -> dict[str, Any]:
     """The database gauges of ``/metrics``: outbox lag and the events table's size."""
     lag = outbox.backlog(read_uow(), clock)
-    table = observability.event_table_stats(engine)
+    uow = read_uow()
+    with uow:
+        table = uow.health.event_table_stats()
     return {"outbox_pending": lag["pending"], "outbox_oldest_age": lag["oldest_pending_age_seconds"], **table}

@@ -11,14 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from app.domain.errors import NotFound
 from app.domain.integrity import Head, Problem, check_loose, check_stream
-from app.store import archive_rows, snapshots, streams
+from app.store.chain_reads import ChainReads, StreamKey
 from app.store.uow import UnitOfWork
-
-StreamKey = tuple[str, int]
 
 
 @dataclass
@@ -42,18 +38,20 @@ def validate_event_chain(correlation_id: str, uow: UnitOfWork) -> dict[str, Any]
     """For each entity with an event in the chain, its stream up to the chain's last event
     (the whole stream, up to the row's version, for the entity that owns the id)."""
     with uow:
-        return read_chain(uow.session, correlation_id).report()
+        return read_chain(uow, correlation_id).report()
 
 
 def validate_all(uow: UnitOfWork) -> dict[str, Any]:
     """Every stream in the database, whole, one at a time."""
     with uow:
-        return scan_everything(uow.session)
+        return scan_everything(uow.chains)
 
 
-def read_chain(session: Session, correlation_id: str) -> ChainRead:
-    own = streams.owner(session, correlation_id)  # read first: its head caps its own stream below
-    events = streams.chain_events(session, correlation_id)
+def read_chain(uow: UnitOfWork, correlation_id: str) -> ChainRead:
+    """The chain's streams and their problems, inside the caller's unit of work (replay folds them next)."""
+    chains = uow.chains
+    own = chains.owner(correlation_id)  # read first: its head caps its own stream below
+    events = chains.events_of(correlation_id)
     if not events and own is None:
         raise NotFound(f"no event belongs to correlation {correlation_id!r}")
     read = ChainRead(correlation_id, loose=[e for e in events if e["sequence"] is None])
@@ -63,7 +61,7 @@ def read_chain(session: Session, correlation_id: str) -> ChainRead:
         own_key = (own.entity["type"], own.entity["id"])
         reach[own_key], heads[own_key], read.entities[own_key] = own.head.sequence, own.head, own.entity
     for key, last in reach.items():
-        _judge(session, read, key, snapshots.stream_events(session, *key, max_sequence=last), heads.get(key))
+        _judge(chains, read, key, chains.stream(key, max_sequence=last), heads.get(key))
     read.problems += check_loose(read.loose)
     return read
 
@@ -79,43 +77,43 @@ def _reach(read: ChainRead, events: list[dict[str, Any]]) -> dict[StreamKey, int
     return reach
 
 
-def scan_everything(session: Session) -> dict[str, Any]:
+def scan_everything(chains: ChainReads) -> dict[str, Any]:
     """The whole-log report, holding one stream at a time (never the log)."""
-    rows = streams.all_stream_rows(session)
+    rows = chains.stream_rows()
     problems: list[Problem] = []
     events = checked = 0
-    for key, stream in streams.every_stream(session):
+    for key, stream in chains.every_stream():
         row = rows.pop(key, None)
         if row is not None:
             stream = [e for e in stream if e["sequence"] <= row.head.sequence]
         entity = row.entity if row is not None else stream[0]["entity"]
-        problems += check_stream(entity, stream, anchors=_anchors(session, key, stream),
+        problems += check_stream(entity, stream, anchors=_anchors(chains, key, stream),
                                  head=row.head if row is not None else None)
         events, checked = events + len(stream), checked + 1
     for key, row in rows.items():
         if row.head.sequence > 0:
-            problems += check_stream(row.entity, [], anchors=_anchors(session, key, []), head=row.head)
+            problems += check_stream(row.entity, [], anchors=_anchors(chains, key, []), head=row.head)
             checked += 1
     loose = 0
-    for event in streams.loose_events(session):
+    for event in chains.loose_events():
         problems += check_loose([event])
         loose += 1
     return {"valid": not problems, "events": events + loose, "streams": checked,
             "problems": [p.as_dict() for p in problems]}
 
 
-def _judge(session: Session, read: ChainRead, key: StreamKey, stream: list[dict[str, Any]],
+def _judge(chains: ChainReads, read: ChainRead, key: StreamKey, stream: list[dict[str, Any]],
            head: Head | None) -> None:
     read.streams[key] = stream
-    read.problems += check_stream(read.entities[key], stream, anchors=_anchors(session, key, stream), head=head)
+    read.problems += check_stream(read.entities[key], stream, anchors=_anchors(chains, key, stream), head=head)
 
 
-def _anchors(session: Session, key: StreamKey, stream: list[dict[str, Any]]) -> dict[int, str]:
+def _anchors(chains: ChainReads, key: StreamKey, stream: list[dict[str, Any]]) -> dict[int, str]:
     """Purge records for the stream, looked up only when events are missing from it."""
     sequences = [e["sequence"] for e in stream]
     if sequences == list(range(1, len(sequences) + 1)):
         return {}
-    return archive_rows.purged_heads(session, *key)
+    return chains.purged_heads(key)
 
 
 def describe(problem: dict[str, Any]) -> str:

@@ -18,8 +18,8 @@ from app.domain.jsonvalues import serialized_size
 from app.domain.paging import take_within_budget
 from app.services import repair
 from app.services.integrity import ChainRead, read_chain, validate_event_chain
-from app.services.queries import FETCH_BATCH
 from app.store import history_reads, snapshots
+from app.store.event_pages import FETCH_BATCH
 from app.store.event_queries import entity_id_for
 from app.store.uow import Repositories, UnitOfWork
 
@@ -68,7 +68,7 @@ def replay_events(correlation_id: str, uow: UnitOfWork, *, dry_run: bool = True,
     with the live rows; with ``dry_run=False`` repair rows that drifted from their events.
     Repairs are compensations: they start no rules unless ``trigger_rules``."""
     with uow:
-        read = read_chain(uow.db, correlation_id)
+        read = read_chain(uow, correlation_id)
         lives: dict[repair.Key, Any] = {}
         result = {"validation": read.report(), **_fold(uow, read, lives), "dry_run": dry_run}
         result["drift"] = repair.drift(result["final_states"], lives)

@@ -8,12 +8,13 @@ from typing import Any
 from app.domain.changes import ChangeContext
 from app.domain.clock import Clock, iso
 from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.event_filter import EventFilter
 from app.domain.paging import trim_page
 from app.domain.rule_actions import parse_action
 from app.domain.rules import RuleDef, parse_trigger, reacts_to_itself
+from app.domain.runs import RunStatus
 from app.services import backtest as backtesting
 from app.services import rule_effects, rule_facts, rule_registry, rule_secrets, webhooks
-from app.services.queries import EventFilter
 from app.services.webhooks import NO_WEBHOOKS, Policy
 from app.store.errors import DuplicateRow
 from app.store.event_store import envelope
@@ -21,7 +22,7 @@ from app.store.rule_rows import NameTaken
 from app.store.tables import Event, Rule, RuleRun
 from app.store.uow import Repositories, UnitOfWork
 
-RUN_STATUSES = ("succeeded", "skipped", "failed", "dead", "loop", "undone", "delivering")
+RUN_STATUSES = tuple(RunStatus)
 BUILTIN_MUTABLE = frozenset({"enabled"})
 Page = tuple[list[dict[str, Any]], int | None]
 
@@ -143,7 +144,7 @@ def list_runs(filters: dict[str, Any], after_id: int, limit: int, uow: UnitOfWor
             except NotFound:
                 return [], None
         rows, last = trim_page(uow.rules.runs_page(filters, event_id, after_id, limit + 1), limit, lambda r: r[0].id)
-        deliveries = webhooks.attempts_of(uow.db, [run.id for run, _ in rows])
+        deliveries = webhooks.attempts_of(uow.webhooks, [run.id for run, _ in rows])
         return [run_body(run, name, deliveries.get(run.id)) for run, name in rows], last
 
 
@@ -153,7 +154,7 @@ def _outcome(rule_def: RuleDef, seen: dict[str, Any], depth: int, depth_limit: i
         return "no_match"
     if reacts_to_itself(rule_def, seen):
         return "own_event"
-    return "loop" if depth >= depth_limit else None
+    return RunStatus.LOOP if depth >= depth_limit else None
 
 
 def _plan(repos: Repositories, rule_def: RuleDef, seen: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -197,17 +198,17 @@ def undo_run(run_id: int, ctx: ChangeContext, uow: UnitOfWork, clock: Clock, *,
         run = uow.rules.get_run(run_id, lock=True)
         if run is None:
             raise NotFound(f"no rule run with id {run_id}")
-        if run.status != "succeeded":
+        if run.status != RunStatus.SUCCEEDED:
             raise Conflict(f"only a succeeded run can be undone; this one is {run.status}",
                            {"status": [run.status]})
-        if webhooks.attempts_of(uow.db, [run.id]):
+        if webhooks.attempts_of(uow.webhooks, [run.id]):
             raise Conflict("a delivered webhook cannot be taken back", {"status": ["webhook run"]})
         trigger = uow.events.get(run.event_id)
         if trigger is not None:
             chain = (*ctx.correlation_chain, trigger.correlation_id, *(trigger.correlation_chain or []))
             ctx = dataclasses.replace(ctx, correlation_chain=chain)
         produced = rule_effects.undo(uow, list(run.effects or []), ctx, clock)
-        run.status = "undone"
+        run.status = RunStatus.UNDONE
         uow.commit()
         return {"run": run_body(run, uow.rules.rule_name(run.rule_id)), "events": [envelope(r) for r in produced]}
 
@@ -218,10 +219,10 @@ def redeliver_run(run_id: int, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
         run = uow.rules.get_run(run_id, lock=True)
         if run is None:
             raise NotFound(f"no rule run with id {run_id}")
-        delivery_id = webhooks.restart(uow.db, run, clock)
+        delivery_id = webhooks.restart(uow.webhooks, run, clock)
         uow.pending_deliveries.append(delivery_id)
         uow.commit()
-        return run_body(run, uow.rules.rule_name(run.rule_id), webhooks.attempts_of(uow.db, [run.id]).get(run.id))
+        return run_body(run, uow.rules.rule_name(run.rule_id), webhooks.attempts_of(uow.webhooks, [run.id]).get(run.id))
 
 
 def backtest(rule_id: int | None, draft: dict[str, Any] | None, flt: EventFilter, after: int, limit: int,

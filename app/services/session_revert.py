@@ -23,6 +23,7 @@ from app.domain import events as catalogue
 from app.domain import forensics as fx
 from app.domain.clock import Clock
 from app.domain.errors import DomainError, NotFound
+from app.domain.runs import RevertStatus
 from app.services import tracking
 from app.services.context import ChangeContext
 from app.store import session_queries as sq
@@ -55,7 +56,7 @@ def revert(key: str, options: RevertOptions, ctx: ChangeContext, uow: UnitOfWork
     ctx = _compensating(ctx, plan, options)
     results = [_revert_entity(entity, events, plan, options, ctx, uow, clock)
                for entity, events in sorted(plan.by_entity.items())]
-    applied = [r for r in results if r["status"] == "applied"]
+    applied = [r for r in results if r["status"] == RevertStatus.APPLIED]
     reverted = _record_reverted(plan, options, results, ctx, uow, clock) if applied else None
     conflicts = [c | {"entity": r["entity"]} for r in results for c in r.pop("conflict_details")]
     return {
@@ -98,7 +99,7 @@ def _revert_entity(entity: EntityKey, events: list[dict[str, Any]], plan: Revert
                    ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     """One entity, one transaction: lock, re-read what happened since, patch back what is still ours."""
     ref = events[0]["entity"]
-    result: dict[str, Any] = {"entity": ref, "status": "skipped", "version": None, "fields": {},
+    result: dict[str, Any] = {"entity": ref, "status": RevertStatus.SKIPPED, "version": None, "fields": {},
                               "conflicts": [], "conflict_details": [], "detail": None, "events": []}
     if entity[0] not in fx.REVERTIBLE:
         return result | {"detail": NOT_REVERTIBLE}
@@ -116,9 +117,9 @@ def _revert_entity(entity: EntityKey, events: list[dict[str, Any]], plan: Revert
         if found.skipped:
             return result
         if not found.patch:
-            return result | {"status": "conflict" if found.conflicts else "unchanged"}
+            return result | {"status": RevertStatus.CONFLICT if found.conflicts else RevertStatus.UNCHANGED}
         if options.dry_run:
-            return result | {"status": "planned"}
+            return result | {"status": RevertStatus.PLANNED}
         return result | _apply(uow, kind, ref["code"], found.patch, row.version, plan, ctx, clock)
 
 
@@ -129,15 +130,15 @@ def _apply(uow: UnitOfWork, kind: tracking.Kind, code: str, patch: dict[str, Any
         row, events = tracking.apply_update(uow, kind, code, patch, checked, clock,
                                             data={"reason": fx.REVERT_REASON, "session_key": plan.key})
     except DomainError as exc:  # e.g. leaving `cancelled`, or a sprint since deleted
-        return {"status": "failed", "detail": exc.detail}
+        return {"status": RevertStatus.FAILED, "detail": exc.detail}
     uow.commit()
-    return {"status": "applied", "version": row.version, "events": [envelope(e) for e in events]}
+    return {"status": RevertStatus.APPLIED, "version": row.version, "events": [envelope(e) for e in events]}
 
 
 def _record_reverted(plan: RevertPlan, options: RevertOptions, results: list[dict[str, Any]],
                      ctx: ChangeContext, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     """``orchestration.session.reverted`` on the session's own stream, once something changed."""
-    applied = [r for r in results if r["status"] == "applied"]
+    applied = [r for r in results if r["status"] == RevertStatus.APPLIED]
     data = {"reason": fx.REVERT_REASON, "session_key": plan.key,
             "include_automation": options.include_automation, "force": options.force,
             "entities": [r["entity"] for r in applied],
@@ -153,5 +154,4 @@ def _record_reverted(plan: RevertPlan, options: RevertOptions, results: list[dic
 
 
 def _count_statuses(results: list[dict[str, Any]]) -> dict[str, int]:
-    statuses = ("planned", "applied", "unchanged", "conflict", "skipped", "failed")
-    return {status: sum(1 for r in results if r["status"] == status) for status in statuses}
+    return {status: sum(1 for r in results if r["status"] == status) for status in RevertStatus}

@@ -6,24 +6,25 @@ from datetime import datetime, timedelta
 
 from app.domain import webhook_spec as spec
 from app.domain.clock import Clock, as_utc
+from app.domain.runs import AttemptOutcome, RunStatus
 from app.services import automation
 from app.services.webhooks import DELIVERING, Answer, Policy, Request
-from app.store.tables import Event, Rule, RuleRun, WebhookAttempt, WebhookDelivery
+from app.store.tables import WebhookDelivery
 from app.store.uow import UnitOfWork
 
 
-def _verdict(answer: Answer, permanent: bool) -> str:
+def _verdict(answer: Answer, permanent: bool) -> AttemptOutcome:
     if permanent:
-        return "refused"
+        return AttemptOutcome.REFUSED
     if answer.status is not None and 200 <= answer.status < 300:
-        return "succeeded"
+        return AttemptOutcome.SUCCEEDED
     if answer.status is not None and 300 <= answer.status < 400:
-        return "redirect"  # never followed: the URL must name the endpoint itself
-    return "retry" if spec.retryable(answer.status) else "rejected"
+        return AttemptOutcome.REDIRECT  # never followed: the URL must name the endpoint itself
+    return AttemptOutcome.RETRY if spec.retryable(answer.status) else AttemptOutcome.REJECTED
 
 
-def _error(answer: Answer, verdict: str) -> str | None:
-    if verdict == "succeeded":
+def _error(answer: Answer, verdict: AttemptOutcome) -> str | None:
+    if verdict == AttemptOutcome.SUCCEEDED:
         return None
     return answer.error or f"HTTP {answer.status}"
 
@@ -40,39 +41,38 @@ def record(uow: UnitOfWork, request: Request, answer: Answer, policy: Policy, cl
            permanent: bool) -> float | None:
     """Seconds until the next attempt, or None (succeeded, dead, or another attempt got here first)."""
     with uow:
-        session, now = uow.session, clock()
-        row = session.get(WebhookDelivery, request.delivery_id, with_for_update=True)
+        now = clock()
+        row = uow.webhooks.lock(request.delivery_id)
         if row is None or row.status != DELIVERING or row.attempts != request.number - 1:
             return None
         verdict = _verdict(answer, permanent)
         row.attempts = request.number
         row.last_error = _error(answer, verdict)
-        session.add(WebhookAttempt(delivery_id=row.id, number=request.number, started_at=now,
-                                   duration_ms=answer.duration_ms, status_code=answer.status,
-                                   outcome=verdict, error=row.last_error, response_excerpt=answer.excerpt))
-        delay = _next_delay(answer, request.number, policy, now) if verdict == "retry" else None
+        uow.webhooks.add_attempt(row, request.number, now, answer.duration_ms, answer.status, verdict,
+                                 answer.excerpt)
+        delay = _next_delay(answer, request.number, policy, now) if verdict == AttemptOutcome.RETRY else None
         if delay is not None and now + timedelta(seconds=delay) <= as_utc(row.deadline_at):
             row.next_attempt_at = now + timedelta(seconds=delay)
             uow.commit()
             return delay
-        if verdict == "retry":
+        if verdict == AttemptOutcome.RETRY:
             row.last_error = f"gave up after {request.number} attempts: {row.last_error}"
-        _finish(uow, row, "succeeded" if verdict == "succeeded" else "dead", clock)
+        _finish(uow, row, RunStatus.SUCCEEDED if verdict == AttemptOutcome.SUCCEEDED else RunStatus.DEAD, clock)
         uow.commit()
         return None
 
 
-def _finish(uow: UnitOfWork, row: WebhookDelivery, status: str, clock: Clock) -> None:
+def _finish(uow: UnitOfWork, row: WebhookDelivery, status: RunStatus, clock: Clock) -> None:
     """The delivery and its run end together; a dead one records ``rule_failed``, caused by the trigger."""
-    session, now = uow.session, clock()
+    now = clock()
     row.status, row.finished_at, row.next_attempt_at = status, now, None
-    run = session.get(RuleRun, row.run_id)
+    run = uow.webhooks.run_of(row)
     if run is None:
         return
     run.status, run.finished_at, run.error = status, now, row.last_error
-    if status != "dead":
+    if status != RunStatus.DEAD:
         return
-    rule, event = session.get(Rule, row.rule_id), session.get(Event, row.event_id)
+    rule, event = uow.webhooks.rule_and_event(row)
     if rule is not None and event is not None:
         failed = automation.record_rule_failed(uow, rule.id, rule.name, event, row.last_error or "",
                                                row.attempts, clock)

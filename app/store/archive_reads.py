@@ -17,7 +17,7 @@ from sqlalchemy import Column, CompoundSelect, Select, Table, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.visitors import replacement_traverse
 
-from app.store.event_store import envelope
+from app.store.envelopes import envelope
 from app.store.tables import EVENTS_ARCHIVE, Event
 
 EVENTS = cast(Table, Event.__table__)

@@ -28,25 +28,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.domain.actors import NAMED_KINDS, OTHER, kind_prefix
+from app.domain.event_filter import EventFilter
 from app.domain.paging import INT_ID_MAX
 from app.domain.stream_types import has_rows
 from app.store.stream_registry import stored
 from app.store.tables import AgentSession, Event, Task
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """The filters every event list accepts (CONTRACT §2, ``GET /events``)."""
-
-    type: str | None = None
-    entity_type: str | None = None
-    entity_code: str | None = None
-    actor: str | None = None
-    session_key: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    include_archived: bool = False
-    actor_kind: str | None = None
 
 
 class prefix_match(FunctionElement[bool]):
@@ -262,12 +248,13 @@ def entity_id_for(session: Session, entity_type: str, code: str) -> int | None:
         return session.scalar(select(kind.model.id).where(getattr(kind.model, str(kind.declared.code_field)) == code))
     from app.store.archive_reads import first_of  # archived events name entities too
 
-    by_code = first_of(session,
+    by_code: int | None = first_of(session,
                        select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_code == code)
                        .limit(1))
     if by_code is None and code.isascii() and code.isdigit() and len(code) <= 10 and int(code) <= INT_ID_MAX:
-        return first_of(  # entities without a code (notifications, alerts) are named by id
+        by_id: int | None = first_of(  # entities without a code (notifications, alerts) are named by id
             session,
             select(Event.entity_id).where(Event.entity_type == entity_type, Event.entity_id == int(code)).limit(1)
         )
+        return by_id
     return by_code

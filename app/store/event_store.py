@@ -8,17 +8,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.domain.changes import ChangeContext
 from app.domain.clock import iso
 from app.domain.events import PlannedEvent
 from app.domain.hashing import CURRENT, event_hash
+from app.store import snapshots
+from app.store.envelopes import envelope as envelope  # re-exported: the public shape, read everywhere
 from app.store.event_tail import COMMIT_ORDER_LOCK, append_rows
+from app.store.event_tail import add_to_rollups as add_to_rollups  # re-exported: archiving moves counts
 from app.store.event_tail import hour_bucket as hour_bucket  # re-exported: archiving counts by it too
-from app.store.tables import Event, EventRollup, StreamMixin
+from app.store.tables import Event as Event  # re-exported: what append() answers
+from app.store.tables import StreamMixin
 
 # Ids of events given an outbox row in this session's transaction (``UnitOfWork.commit`` publishes them).
 QUEUED = "orchestration.queued_events"
@@ -114,8 +116,6 @@ def _chained_rows(stream: StreamRef, planned: list[PlannedEvent], meta: EventMet
 
 def _snapshot_if_due(session: Session, stream: StreamRef, before: int, after: int, now: datetime) -> None:
     """Every N events of a stream, a snapshot in the same transaction (N: ``snapshots.SNAPSHOT_EVERY``)."""
-    from app.store import snapshots  # imported here: snapshots builds on this module's envelope()
-
     snapshots.take_if_due(session, stream.entity_type, stream.entity_id, before, after, now)
 
 
@@ -142,56 +142,3 @@ def _row(envelope: dict[str, Any], digest: str, now: datetime, depth: int) -> Ev
         prev_hash=envelope["prev_hash"],
         hash_scheme=envelope["hash_scheme"],
     )
-
-
-_ROLLUP_UPSERTS: dict[str, Any] = {}
-
-
-def _rollup_upsert(dialect: str) -> Any:
-    """Built once per dialect: compiling an upsert costs more than running it."""
-    if dialect not in _ROLLUP_UPSERTS:
-        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EventRollup)
-        _ROLLUP_UPSERTS[dialect] = stmt.on_conflict_do_update(
-            index_elements=["bucket_start", "type", "actor", "entity_type", "archived"],
-            set_={"count": EventRollup.count + stmt.excluded.count},
-        )
-    return _ROLLUP_UPSERTS[dialect]
-
-
-def add_to_rollups(session: Session, counts: dict[tuple[Any, ...], int]) -> None:
-    """Upsert ``(bucket, type, actor, entity_type, archived) -> +n`` (n may be negative).
-
-    Keys are applied in sorted order so concurrent writers lock rollup rows in
-    the same order and cannot deadlock.
-    """
-    if not counts:
-        return
-    values = [
-        {"bucket_start": b, "type": t, "actor": a, "entity_type": e, "archived": arch, "count": n}
-        for (b, t, a, e, arch), n in sorted(counts.items(), key=lambda kv: repr(kv[0]))
-    ]
-    session.execute(_rollup_upsert(session.get_bind().dialect.name), values)
-
-
-def envelope(event: Event) -> dict[str, Any]:
-    """The public shape of an event (CONTRACT §3)."""
-    return {
-        "id": event.id,
-        "event_id": event.event_id,
-        "type": event.type,
-        "entity": {"type": event.entity_type, "id": event.entity_id, "code": event.entity_code},
-        "sequence": event.sequence,
-        "actor": event.actor,
-        "timestamp": iso(event.emitted_at),
-        "correlation_id": event.correlation_id,
-        "correlation_chain": list(event.correlation_chain or []),
-        "causation_id": event.causation_id,
-        "session_key": event.session_key,
-        "priority": event.priority,
-        "changes": event.changes or {},
-        "data": event.data or {},
-        "hash": event.hash,
-        "prev_hash": event.prev_hash,
-        "hash_scheme": event.hash_scheme,
-        "archived_at": iso(event.archived_at),
-    }

@@ -32,13 +32,15 @@ from typing import Any
 
 from sqlalchemy import delete, insert, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.domain.clock import as_utc
 from app.domain.interest import may_trigger
 from app.store import rule_index
 from app.store.bell import note_appended
-from app.store.tables import Event, OutboxEntry
+from app.store.tables import Event, EventRollup, OutboxEntry
 
 # Held from the events' INSERT to COMMIT, so ids become visible in id order.
 COMMIT_ORDER_LOCK = 7_236_052_154_312_557_101
@@ -191,8 +193,6 @@ def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[
 
 def _sqlite_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
                  dispatch: bool) -> set[int]:
-    from app.store.event_store import add_to_rollups  # the shared upsert, also used by archiving
-
     columns = _event_columns(rows)
     values = [{key: (default if getattr(row, key) is None else getattr(row, key))
                for key, _, default, _ in columns} for row in rows]
@@ -207,3 +207,34 @@ def _sqlite_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[di
         queued = _queue(session, rows, set(_wanted(index, envelopes, dispatch)), now)
     add_to_rollups(session, rollup_counts(rows))
     return queued
+
+
+# --- Rollups: the shared upsert, also used by archiving to move counts ---------------------------
+
+_ROLLUP_UPSERTS: dict[str, Any] = {}
+
+
+def _rollup_upsert(dialect: str) -> Any:
+    """Built once per dialect: compiling an upsert costs more than running it."""
+    if dialect not in _ROLLUP_UPSERTS:
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EventRollup)
+        _ROLLUP_UPSERTS[dialect] = stmt.on_conflict_do_update(
+            index_elements=["bucket_start", "type", "actor", "entity_type", "archived"],
+            set_={"count": EventRollup.count + stmt.excluded.count},
+        )
+    return _ROLLUP_UPSERTS[dialect]
+
+
+def add_to_rollups(session: Session, counts: dict[tuple[Any, ...], int]) -> None:
+    """Upsert ``(bucket, type, actor, entity_type, archived) -> +n`` (n may be negative).
+
+    Keys are applied in sorted order so concurrent writers lock rollup rows in
+    the same order and cannot deadlock.
+    """
+    if not counts:
+        return
+    values = [
+        {"bucket_start": b, "type": t, "actor": a, "entity_type": e, "archived": arch, "count": n}
+        for (b, t, a, e, arch), n in sorted(counts.items(), key=lambda kv: repr(kv[0]))
+    ]
+    session.execute(_rollup_upsert(session.get_bind().dialect.name), values)

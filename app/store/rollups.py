@@ -27,8 +27,9 @@ from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.orm import Session
 
 from app.domain.buckets import LABEL_FORMATS, split_hours
+from app.domain.event_filter import EventFilter
 from app.store.archive_reads import in_archive
-from app.store.event_queries import EventFilter, actor_kind_condition, apply_filter, type_condition
+from app.store.event_queries import actor_kind_condition, apply_filter, type_condition
 from app.store.tables import Event, EventRollup
 
 DIMENSIONS = ("type", "actor", "entity_type")

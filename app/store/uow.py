@@ -9,12 +9,17 @@ from types import TracebackType
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.store.chain_reads import ChainReads
+from app.store.dead_letters import DeadLetters
 from app.store.errors import DuplicateRow
+from app.store.event_pages import EventPages
 from app.store.event_repository import EventRepository
 from app.store.event_store import QUEUED
+from app.store.observability import DatabaseHealth
 from app.store.outbox_rows import OutboxRepository
 from app.store.repositories import Streams
 from app.store.rule_rows import RuleRepository
+from app.store.webhook_rows import WebhookDeliveries
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,12 @@ class Repositories:
     events: EventRepository
     outbox: OutboxRepository
     rules: RuleRepository
+    # Health, webhooks, dead letters, chain validation and event pages.
+    health: DatabaseHealth
+    webhooks: WebhookDeliveries
+    dead_letters: DeadLetters
+    chains: ChainReads
+    event_pages: EventPages
     pending_dispatch: list[int]
 
     def _bind(self, db: Session) -> None:
@@ -37,6 +48,11 @@ class Repositories:
         self.events = EventRepository(db, self.pending_dispatch)
         self.outbox = OutboxRepository(db)
         self.rules = RuleRepository(db)
+        self.health = DatabaseHealth(db)
+        self.webhooks = WebhookDeliveries(db)
+        self.dead_letters = DeadLetters(db)
+        self.chains = ChainReads(db)
+        self.event_pages = EventPages(db)
 
 
 def over(db: Session) -> Repositories:

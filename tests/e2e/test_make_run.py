@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.test_quickstart import ROOT, QuickStart, alive, descendants, scratch_copy
+from tests.e2e.test_quickstart import ROOT, QuickStart, scratch_copy
 from tests.integration.automation.workers import free_port, wait_for
+from tests.processes import alive, descendants
 
 
 class Load:

@@ -14,9 +14,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import closing, suppress
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.automation.workers import free_port, wait_for
+from tests.processes import end_tree, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
@@ -75,42 +74,7 @@ class QuickStart:
         honcho starts each Procfile process in a session of its own, so the
         group signal reaches make and honcho only; honcho stops the rest.
         """
-        tree = [self.process.pid, *descendants(self.process.pid)]
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGINT)
-        deadline = time.monotonic() + 20
-        while alive(tree) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for pid in alive(tree):
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.process.wait(10)
-
-
-def descendants(root: int) -> list[int]:
-    """Every process below ``root`` (Linux /proc), whatever session it moved to."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
-
-
-def alive(pids: list[int]) -> list[int]:
-    """The pids still running (zombies count as gone)."""
-    running = []
-    for pid in pids:
-        with suppress(OSError):
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state != "Z":
-                running.append(pid)
-    return running
+        end_tree(self.process, signal.SIGINT, grace=20)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from app.domain.event_filter import EventFilter
 from app.services import archive, archive_purge
 from app.store import rollups
-from app.store.event_queries import EventFilter
 from tests.integration.test_event_scopes import DAY1, DAY2, WORKFLOW, Dataset, at, build_dataset, moment
 from tests.support import Api
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.domain.errors import Invalid
+from app.domain.event_filter import EventFilter
 from app.domain.subscriptions import Channel, Subscription, parse_channel, type_matches
 
 
@@ -64,3 +65,22 @@ def test_type_patterns_are_exact_or_a_prefix() -> None:
     assert type_matches("orchestration.task.*", "orchestration.task.created")
     assert not type_matches("orchestration.task.*", "orchestration.tasks.created")
     assert not type_matches("orchestration.task", "orchestration.task.created")
+
+
+def test_a_subscription_is_an_event_filter_and_hands_the_log_only_what_the_log_can_apply() -> None:
+    at = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    sub = Subscription(channels=(parse_channel("orchestration.task.*"),), correlation_id="c-1", type="orchestration.*",
+                       actor_kind="user", start=at, include_archived=True)
+    assert isinstance(sub, EventFilter)
+    assert sub.log_filter() == EventFilter(type="orchestration.*", actor_kind="user", start=at, include_archived=True)
+    assert type(sub.log_filter()) is EventFilter
+
+
+@pytest.mark.parametrize(("flt", "matches"), [
+    (EventFilter(), True), (EventFilter(type="orchestration.task.*"), True), (EventFilter(type="x.*"), False),
+    (EventFilter(entity_type="sprint"), False), (EventFilter(entity_code="TASK-001"), True),
+    (EventFilter(actor="user:b"), False), (EventFilter(actor_kind="agent"), False),
+    (EventFilter(session_key="s"), False), (EventFilter(end=datetime(2026, 11, 28, 17, tzinfo=timezone.utc)), False),
+])
+def test_an_event_filter_decides_on_the_envelope_as_the_query_does(flt: EventFilter, matches: bool) -> None:
+    assert flt.matches(event()) is matches

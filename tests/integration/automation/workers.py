@@ -11,37 +11,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from app.store.tables import OutboxEntry
+from tests.processes import end_tree, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 PLUGINS = "tests.integration.automation.plugins"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll with short sleeps until ``check`` is truthy; fail after a bounded time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 class RedisServer:
@@ -134,12 +114,7 @@ class Worker:
         """SIGKILL to the worker and its pool processes (each in a group of its own): no cleanup, no
         acknowledgement, no rollback but the database's."""
         assert self.process is not None
-        pool = descendants(self.process.pid)
-        os.killpg(self.process.pid, signal.SIGKILL)
-        for pid in pool:
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.process.wait(10)
+        end_tree(self.process, signal.SIGKILL, grace=0)
 
     def stop(self) -> None:
         """Ask politely; a worker's own shutdown takes seconds, and a drained one has nothing to lose."""
@@ -149,21 +124,6 @@ class Worker:
                 self.process.wait(1)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-
-def descendants(root: int) -> list[int]:
-    """Every process below ``root`` (Linux /proc), whatever process group or session it moved to."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
 
 
 def worker_env(database_url: str, broker_url: str, broker_dir: Path, **extra: str) -> dict[str, str]:
