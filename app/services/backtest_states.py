@@ -12,10 +12,9 @@ import json
 from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.orm import Session
-
 from app.domain.fold import apply_event
 from app.store import as_of
+from app.store.backtest_reads import DbSession
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -47,11 +46,12 @@ class Lru(Generic[K, V]):
 class CachedStates:
     """``rule_facts.States`` for a scan in id order; ``advance`` must see every scanned event."""
 
-    def __init__(self, session: Session, max_streams: int = MAX_STREAMS, max_sprints: int = MAX_SPRINTS) -> None:
+    def __init__(self, session: DbSession, max_streams: int = MAX_STREAMS, max_sprints: int = MAX_SPRINTS) -> None:
         self.session = session
         self.streams: Lru[tuple[str, int], dict[str, Any] | None] = Lru(max_streams)
         self.members: Lru[str, set[int]] = Lru(max_sprints)
         self.ids: Lru[tuple[str, str], int | None] = Lru(max_streams)
+        self.departed: dict[str, set[int]] | None = None
         self.loads = 0
 
     def advance(self, entity_type: str, entity_id: int, sequence: int | None, type_: str,
@@ -98,10 +98,12 @@ class CachedStates:
         found = self.members.get(sprint_code)
         if found is MISSING:
             self.loads += 1
-            found = set(as_of.sprint_task_candidates(self.session, sprint_id, sprint_code, upto_id))
+            if self.departed is None:  # tasks that left a sprint after the first place asked: a superset
+                self.departed = as_of.departures(self.session, upto_id)  # for every later place, read once
+            found = as_of.sprint_tasks_now(self.session, sprint_id) | self.departed.get(sprint_code, set())
             self.members.put(sprint_code, found)
-        missing = [task_id for task_id in found if ("task", task_id) not in self.streams.items]
-        if missing:
+            # the members' states in a few queries now, rather than one by one as the planner asks
+            missing = [task_id for task_id in found if ("task", task_id) not in self.streams.items]
             for task_id, state in as_of.states_at(self.session, "task", missing, upto_id).items():
                 self.streams.put(("task", task_id), state)
         return sorted(found)
