@@ -24,17 +24,19 @@ MISSING = object()
 
 
 class Lru(Generic[K, V]):
-    """A dict that forgets its least recently used entries beyond ``size``."""
+    """A dict that forgets its least recently written entries beyond ``size``.
+
+    Reads do not reorder (the planner reads every task of a sprint per match, so
+    that would be most of the bookkeeping); a held stream is rewritten by each of
+    its events anyway, and one forgotten too early is only loaded again.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.items: OrderedDict[K, V] = OrderedDict()
 
     def get(self, key: K) -> Any:
-        found = self.items.get(key, MISSING)  # type: ignore[arg-type]
-        if found is not MISSING:
-            self.items.move_to_end(key)
-        return found
+        return self.items.get(key, MISSING)  # type: ignore[arg-type]
 
     def put(self, key: K, value: V) -> None:
         self.items[key] = value
@@ -65,6 +67,8 @@ class CachedStates:
         moves = entity_type == "task" and raw_changes is not None and '"sprint_code"' in raw_changes
         if state is MISSING and sequence != 1 and not moves:
             return
+        if raw_changes == "{}" and sequence != 1 and not type_.endswith(".deleted"):
+            return  # changes nothing (``apply_event`` would copy the state as it is)
         changes = json.loads(raw_changes) if raw_changes else {}
         if state is not MISSING or sequence == 1:
             self.streams.put(key, apply_event(None if state is MISSING else state,  # type: ignore[arg-type]

@@ -105,9 +105,10 @@ class BacktestReads:
         if not ids:
             return {}
         hot = select(*FULL_COLUMNS).where(EVENTS.c.id.in_(sorted(ids)))
-        found = {row.id: row for row in self.session.execute(hot)}
+        connection = self.session.connection()
+        found = {row.id: row for row in connection.execute(hot)}
         if len(found) < len(set(ids)):
-            found.update((row.id, row) for row in self.session.execute(in_archive(hot)))
+            found.update((row.id, row) for row in connection.execute(in_archive(hot)))
         return found
 
     def rule(self, rule_id: int) -> Rule | None:

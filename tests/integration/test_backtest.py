@@ -6,8 +6,11 @@ import base64
 from typing import Any
 
 from flask import Flask
+from freezegun import freeze_time
 from sqlalchemy import MetaData, func, select
 
+from tests.integration.test_archive import NOW, days_ago, run_archive
+from tests.integration.test_archive_table import count
 from tests.support import Api
 
 DRAFT = {"name": "draft_complete", "trigger": {"type": "orchestration.task.*", "conditions": [
@@ -126,3 +129,37 @@ def test_a_stored_rule_is_compared_with_what_it_actually_did_and_filters_narrow_
                                                 "--from", "1d"])
     assert result.exit_code == 0, result.output
     assert f"{len(api.events())} events scanned" in result.output
+
+
+def judged_items(page: dict[str, Any]) -> list[tuple[int, str, list[dict[str, Any]]]]:
+    return [(i["event"]["id"], i["outcome"], i["effects"]) for i in page["items"]]
+
+
+def test_a_window_reaching_into_archived_history_finds_what_it_found_before_archiving(
+        app: Flask, api: Api, runtime: Any) -> None:
+    with freeze_time(days_ago(120)):
+        seed(api)
+        api.update_task("C", status="blocked")  # S2 is not complete while C is blocked (an archived fact)
+        api.update_task("B", priority="P0")  # B's later events are kept hot: its stream spans both tables
+    with freeze_time(days_ago(100)):
+        api.update_task("B", status="in_progress")
+        api.update_task("B", status="completed")
+    with freeze_time(days_ago(1)):
+        api.create_task("F", "S2")
+        api.update_task("F", status="completed")
+    events = api.events()
+    f_completed = events[-1]["id"]
+    windows = [{"rule": DRAFT, "limit": 1000},
+               {"rule": DRAFT, "limit": 1000, "from": days_ago(110).isoformat()},
+               {"rule": DRAFT, "limit": 1000, "from": days_ago(2).isoformat()}]
+    with freeze_time(NOW):
+        before = [[judged_items(page) for page in pages(api, window)] for window in windows]
+        report = run_archive(runtime)
+        after = [[judged_items(page) for page in pages(api, window)] for window in windows]
+
+    assert 0 < report.events < len(events)
+    assert count(runtime, "SELECT count(*) FROM orchestration_events") == len(events) - report.events
+    [[whole], _, [recent]] = before
+    assert [i for i, outcome, _ in whole if outcome == "would_apply"] == hand_fold(events)
+    assert [(i, outcome) for i, outcome, _ in recent] == [(f_completed, "nothing_to_do")]
+    assert after == before
