@@ -1,6 +1,6 @@
 """Backtesting: judge a rule (stored or draft) as of each event of a window, writing nothing.
 
-The same planning the worker does (``rule_facts.plan_as_of``), fed by states
+The same planning the worker does (the action's plan over ``rule_facts`` facts), fed by states
 folded while the log streams past in keyset batches (``backtest_states``), so
 memory stays flat and a page costs a bounded scan. A page ends after ``limit``
 matches or ``SCAN_BUDGET`` events, whichever comes first; its summary covers
@@ -28,7 +28,7 @@ from app.domain.clock import iso
 from app.domain.errors import Invalid, NotFound
 from app.domain.rule_actions import ActionDef, parse_action
 from app.domain.rules import RuleDef, evaluate_rules, parse_trigger
-from app.services import rule_facts, rule_registry
+from app.services import rule_registry
 from app.services.backtest_states import CachedStates
 from app.services.queries import EventFilter
 from app.store.backtest_reads import (
@@ -115,6 +115,7 @@ class Scan:
     def __post_init__(self) -> None:
         self.action: ActionDef | None = rule_registry.actions().get(self.rule.action.name)
         needs = self.action.needs(self.rule.action.params) if self.action is not None else frozenset()
+        self.needs: frozenset[str] = needs
         # only the stream types whose states the action may read are folded as the scan goes
         self.folded = frozenset(({"sprint", "task", "session"} if "entity" in needs else set())
                                 | ({"sprint", "task"} if "sprint" in needs else set()))
@@ -179,7 +180,7 @@ def _judge(scan: Scan, states: CachedStates, row: Any, page: Page) -> None:
     if matches[0].verdict == "loop":
         outcome = "loop"
     elif scan.action is not None:
-        planned, _ = rule_facts.plan_as_of(states, scan.action, scan.rule.action.params, seen)
+        planned = scan.action.plan(seen, scan.rule.action.params, states.facts(seen, scan.needs))
         effects = [effect.describe() for effect in planned]
         outcome = "would_apply" if effects else "nothing_to_do"
     page.effects.update(effect["effect"] for effect in effects)
