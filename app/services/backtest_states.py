@@ -95,8 +95,9 @@ class Roster:
 class CachedStates:
     """``rule_facts.States`` for a scan in id order; ``advance`` must see every scanned event."""
 
-    def __init__(self, session: DbSession, max_streams: int = MAX_STREAMS, max_sprints: int = MAX_SPRINTS) -> None:
+    def __init__(self, session: DbSession, max_streams: int | None = None, max_sprints: int | None = None) -> None:
         self.session = session
+        max_streams, max_sprints = max_streams or MAX_STREAMS, max_sprints or MAX_SPRINTS
         self.streams: Lru[tuple[str, int], dict[str, Any] | None] = Lru(max_streams, self._forget)
         self.members: Lru[str, set[int]] = Lru(max_sprints)
         self.rosters: Lru[str, Roster] = Lru(max_sprints)
