@@ -125,7 +125,9 @@ class Scan:
                            if (name if name != "entity_code" else "entity") in looked_at)
         self.decode_changes = "changes" in looked_at
         self.clues = _clues(self.rule)
-        self.spec = ScanSpec(self.rule.trigger.type, self.flt, self.folded, self.extra)
+        self.equals = _equals(self.rule, self.extra)
+        self.spec = ScanSpec(self.rule.trigger.type, self.flt, self.folded, self.extra,
+                             judged_changes=self.decode_changes or bool(self.clues))
 
 
 def _sketch(scan: Scan, row: Sequence[Any]) -> dict[str, Any]:
@@ -159,11 +161,22 @@ def _clues(rule: RuleDef) -> tuple[str, ...]:
     return tuple(clues)
 
 
+def _equals(rule: RuleDef, extra: tuple[str, ...]) -> tuple[tuple[int, Any], ...]:
+    """``eq`` conditions on a scanned column, as (position in the row, value): tested on the tuple
+    itself (the envelope always has these fields, so the test is the condition's own)."""
+    where = {"id": ID, "type": TYPE, "sequence": SEQUENCE, "actor": ACTOR, "entity.type": ENTITY_TYPE,
+             "entity.id": ENTITY_ID,
+             **{("entity.code" if name == "entity_code" else name): JUDGED + 1 + i for i, name in enumerate(extra)}}
+    return tuple((where[c.path], c.value) for c in rule.trigger.conditions if c.op == "eq" and c.path in where)
+
+
 def _candidates(scan: Scan, rows: list[Sequence[Any]]) -> list[int]:
     """Events of the batch whose trigger matches. The database flagged those whose type and filters
     fit; the conditions read the event alone, so they are tested here, before folding (on the full
     row later when a condition reads a field the scan does not carry)."""
     flagged = [row for row in rows if row[JUDGED]]
+    for index, value in scan.equals:
+        flagged = [row for row in flagged if row[index] == value]
     if scan.clues:
         flagged = [row for row in flagged if row[CHANGES] and all(clue in row[CHANGES] for clue in scan.clues)]
     if scan.heavy:

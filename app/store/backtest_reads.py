@@ -45,6 +45,7 @@ class ScanSpec:
     flt: EventFilter
     folded: frozenset[str] = frozenset()
     extra: tuple[str, ...] = ()
+    judged_changes: bool = True  # do the conditions read ``changes`` of the events they judge?
 
 
 def _judged(spec: ScanSpec) -> ColumnElement[bool]:
@@ -56,7 +57,8 @@ def _judged(spec: ScanSpec) -> ColumnElement[bool]:
 
 def _scan_statement(spec: ScanSpec, after: int, last: int, size: int) -> Any:
     c, judged = EVENTS.c, _judged(spec)
-    wanted = or_(c.entity_type.in_(sorted(spec.folded)), judged) if spec.folded else judged
+    wanted = or_(*([c.entity_type.in_(sorted(spec.folded))] if spec.folded else []),
+                 *([judged] if spec.judged_changes else []), false())
     columns = (c.id, c.type, c.entity_type, c.entity_id, c.sequence, c.actor, c.causation_depth,
                case((wanted, cast(c.changes, Text)), else_=None).label("changes"),
                case((judged, true()), else_=false()).label("judged"), *(c[name] for name in spec.extra))

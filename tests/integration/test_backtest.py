@@ -175,7 +175,10 @@ RULES = [DRAFT,
              {"path": "status", "op": "changed_to", "value": "blocked"}]},
           "action": {"name": "set_status", "params": {"status": "active", "target": "sprint"}}},
          {"name": "draft_finish_task", "trigger": {"type": "orchestration.task.*", "conditions": []},
-          "action": {"name": "set_status", "params": {"status": "completed"}}}]
+          "action": {"name": "set_status", "params": {"status": "completed"}}},
+         {"name": "draft_note", "trigger": {"type": "orchestration.*", "conditions": [
+             {"path": "entity.code", "op": "eq", "value": "T1"}, {"path": "changes", "op": "exists"}]},
+          "action": {"name": "emit_event", "params": {"type": "custom.note"}}}]
 
 
 def random_history(api: Api, seed: int) -> None:
