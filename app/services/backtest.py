@@ -17,10 +17,12 @@ and builds a full envelope only for the events the trigger matched.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,7 +205,26 @@ def _judge(scan: Scan, states: CachedStates, row: Any, page: Page) -> None:
                        "outcome": outcome})
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The scan allocates a tuple per event and a dict per fold, none of them in a cycle: the cyclic
+    collector only walks them (about a sixth of the scan's CPU, measured). Reference counting still
+    frees everything; the collector runs again after the page (unless someone else turned it off)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _scan(reads: BacktestReads, scan: Scan, after: int, last: int) -> Page:
+    with _no_cycle_collection():
+        return _scan_page(reads, scan, after, last)
+
+
+def _scan_page(reads: BacktestReads, scan: Scan, after: int, last: int) -> Page:
     states, page = CachedStates(reads.session), Page(last_id=after)
     folded, advance = scan.folded, states.advance
     for batch in reads.batches(scan.spec, after, last):
