@@ -103,6 +103,7 @@ class CachedStates:
         self.rosters: Lru[str, Roster] = Lru(max_sprints)
         self.ids: Lru[tuple[str, str], int | None] = Lru(max_streams)
         self.departed: dict[str, set[int]] | None = None
+        self.now_in: dict[str, set[int]] = {}  # tasks of a sprint now, read with its id, until its roster is built
         self.loads = 0
 
     def advance(self, entity_type: str, entity_id: int, sequence: int | None, type_: str,
@@ -169,7 +170,10 @@ class CachedStates:
             self.loads += 1
             if self.departed is None:  # tasks that left a sprint after the first place asked: a superset
                 self.departed = as_of.departures(self.session, upto_id)  # for every later place, read once
-            found = as_of.sprint_tasks_now(self.session, sprint_id) | self.departed.get(sprint_code, set())
+            now_in = self.now_in.pop(sprint_code, None)
+            if now_in is None:
+                now_in = as_of.sprint_tasks_now(self.session, sprint_id)
+            found = now_in | self.departed.get(sprint_code, set())
             self.members.put(sprint_code, found)
             # the members' states in a few queries now, rather than one by one as the planner asks
             missing = [task_id for task_id in found if ("task", task_id) not in self.streams.items]
@@ -185,11 +189,19 @@ class CachedStates:
         own = self.state(entity["type"], entity["id"], upto)
         mine = _public(own) if "entity" in needs else None
         code = entity["code"] if entity["type"] == "sprint" else (own or {}).get("sprint_code")
-        sprint_id = self.entity_id("sprint", str(code)) if code is not None else None
+        sprint_id = self._sprint_id(str(code)) if code is not None else None
         if sprint_id is None:
             return Facts(entity["type"], entity=mine)
         return Facts(entity["type"], entity=mine, sprint=_public(self.state("sprint", sprint_id, upto)),
                      sprint_tasks=self._roster(sprint_id, str(code), upto).lines())
+
+    def _sprint_id(self, code: str) -> int | None:
+        """``entity_id`` for a sprint, reading its tasks of now with it (its roster needs them next)."""
+        found = self.ids.get(("sprint", code))
+        if found is MISSING:
+            found, self.now_in[code] = as_of.sprint_with_tasks(self.session, code)
+            self.ids.put(("sprint", code), found)
+        return found  # type: ignore[no-any-return]
 
     def _roster(self, sprint_id: int, code: str, upto_id: int) -> Roster:
         roster = self.rosters.get(code)

@@ -64,6 +64,13 @@ def sprint_task_candidates(session: Session, sprint_id: int, sprint_code: str, u
     return sorted(sprint_tasks_now(session, sprint_id) | departures(session, upto_id).get(sprint_code, set()))
 
 
+def sprint_with_tasks(session: Session, code: str) -> tuple[int | None, set[int]]:
+    """The sprint's id and the tasks in it now (deleted or not), in one read."""
+    rows = session.execute(select(Sprint.id, Task.id).outerjoin(Task, Task.sprint_id == Sprint.id)
+                           .where(Sprint.sprint_code == code)).all()
+    return (rows[0][0] if rows else None), {task_id for _, task_id in rows if task_id is not None}
+
+
 def sprint_tasks_now(session: Session, sprint_id: int) -> set[int]:
     """The tasks in the sprint now, deleted or not."""
     return set(session.scalars(select(Task.id).where(Task.sprint_id == sprint_id)))
