@@ -188,11 +188,10 @@ def _candidates(scan: Scan, rows: list[Sequence[Any]]) -> list[int]:
 
 def _judge(scan: Scan, states: CachedStates, row: Any, page: Page) -> None:
     seen = _envelope(row)
-    matches = evaluate_rules(seen, [scan.rule], depth=row.causation_depth, depth_limit=scan.depth_limit)
-    if not matches:
-        return  # a heavy condition the scan could not test did not hold
+    if scan.heavy and not evaluate_rules(seen, [scan.rule]):
+        return  # a condition the scan could not test did not hold (the others were tested on the row)
     outcome, effects = "unknown_action", []
-    if matches[0].verdict == "loop":
+    if row.causation_depth >= scan.depth_limit:  # ``evaluate_rules``' loop verdict
         outcome = "loop"
     elif scan.action is not None:
         planned = scan.action.plan(seen, scan.rule.action.params, states.facts(seen, scan.needs))

@@ -14,6 +14,7 @@ from sqlalchemy import MetaData, func, select
 from app.domain.entities import SPRINT_STATUSES, TASK_STATUSES
 from app.domain.rules import evaluate_rules
 from app.services import backtest, backtest_states, rule_facts, rule_registry
+from app.services.queries import EventFilter
 from tests.integration.test_archive import NOW, days_ago, run_archive
 from tests.integration.test_archive_table import count
 from tests.support import Api
@@ -237,3 +238,15 @@ def test_the_scan_plans_exactly_what_the_worker_would_plan_as_of_each_event_howe
 
 def events_by_id(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {event["id"]: event for event in events}
+
+
+def test_at_the_causation_depth_limit_a_match_is_a_loop_with_nothing_planned(api: Api, runtime: Any) -> None:
+    seed(api)
+    rule = backtest.draft_rule(DRAFT)
+
+    looped = backtest.backtest(rule, EventFilter(), 0, 1000, runtime.read_uow(), depth_limit=0)
+    judged = backtest.backtest(rule, EventFilter(), 0, 1000, runtime.read_uow(), depth_limit=5)
+
+    assert [i["event"]["id"] for i in looped["items"]] == [i["event"]["id"] for i in judged["items"]]
+    assert {(i["outcome"], len(i["effects"])) for i in looped["items"]} == {("loop", 0)}
+    assert looped["summary"]["effects_by_type"] == {} and judged["summary"]["effects_by_type"]
