@@ -39,7 +39,7 @@ lint: install
 	$(VENV)/bin/mypy app workers
 
 bench: install
-	$(PY) -m bench fair
+	$(PY) -m bench fair backtest_scan
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -11,22 +11,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import Text, cast, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from app.store import snapshots
+from app.store import archive_reads, snapshots
 from app.store.event_store import envelope
 from app.store.stream_registry import stored
-from app.store.tables import Event, Task
+from app.store.tables import Event, Sprint, Task
 
 MOVED = "orchestration.task.updated"
 
 
 def last_sequence(session: Session, entity_type: str, entity_id: int, upto_id: int) -> int:
-    """The stream's last sequence among events with id <= ``upto_id`` (0: not created yet)."""
+    """The stream's last sequence among events with id <= ``upto_id`` (0: not created yet).
+
+    Archived events count: archiving skips kept priorities, so a stream's hot and
+    archived events interleave and either table may hold the last one.
+    """
     stmt = select(func.max(Event.sequence)).where(Event.entity_type == entity_type, Event.entity_id == entity_id,
                                                   Event.id <= upto_id)
-    return int(session.scalar(stmt) or 0)
+    both = select(stmt.scalar_subquery(), archive_reads.in_archive(stmt).scalar_subquery())
+    return max((int(n) for n in session.execute(both).one() if n is not None), default=0)
 
 
 def state_at(session: Session, entity_type: str, entity_id: int, upto_id: int) -> dict[str, Any] | None:
@@ -57,13 +62,34 @@ def sprint_task_candidates(session: Session, sprint_id: int, sprint_code: str, u
     (a later ``task.updated`` moved it away). Any other task was outside it
     then too: it is outside now and has not moved since.
     """
-    now_in = set(session.scalars(select(Task.id).where(Task.sprint_id == sprint_id)))
-    moves = session.execute(select(Event.entity_id, Event.changes).where(
-        Event.entity_type == "task", Event.type == MOVED, Event.id > upto_id,
-        cast(Event.changes, Text).like('%"sprint_code"%')))
-    left = {task_id for task_id, changes in moves
-            if ((changes or {}).get("sprint_code") or {}).get("before") == sprint_code}
-    return sorted(now_in | left)
+    return sorted(sprint_tasks_now(session, sprint_id) | departures(session, upto_id).get(sprint_code, set()))
+
+
+def sprint_with_tasks(session: Session, code: str) -> tuple[int | None, set[int]]:
+    """The sprint's id and the tasks in it now (deleted or not), in one read."""
+    rows = session.execute(select(Sprint.id, Task.id).outerjoin(Task, Task.sprint_id == Sprint.id)
+                           .where(Sprint.sprint_code == code)).all()
+    return (rows[0][0] if rows else None), {task_id for _, task_id in rows if task_id is not None}
+
+
+def sprint_tasks_now(session: Session, sprint_id: int) -> set[int]:
+    """The tasks in the sprint now, deleted or not."""
+    return set(session.scalars(select(Task.id).where(Task.sprint_id == sprint_id)))
+
+
+def departures(session: Session, after_id: int) -> dict[str, set[int]]:
+    """For each sprint code, the tasks a ``task.updated`` after ``after_id`` moved out of it
+    (one read for every sprint: a caller judging many sprints from one place reads it once)."""
+    moved = select(Event.entity_id, Event.changes).where(
+        Event.entity_type == "task", Event.type == MOVED, Event.id > after_id,
+        cast(Event.changes, Text).like('%"sprint_code"%'))
+    left: dict[str, set[int]] = {}
+    for stmt in (moved, archive_reads.in_archive(moved)):
+        for task_id, changes in session.execute(stmt):
+            before = ((changes or {}).get("sprint_code") or {}).get("before")
+            if before is not None:
+                left.setdefault(before, set()).add(task_id)
+    return left
 
 
 def later_events(session: Session, entities: Iterable[tuple[str, int]], after_id: int,
@@ -96,10 +122,12 @@ def states_at(session: Session, entity_type: str, entity_ids: Iterable[int], upt
         chunk = ids[start:start + CHUNK]
         stmt = (select(Event.entity_id, Event.type, Event.sequence, Event.changes)
                 .where(Event.entity_type == entity_type, Event.entity_id.in_(chunk), Event.id <= upto_id,
-                       Event.sequence.is_not(None)).order_by(Event.entity_id, Event.sequence))
+                       Event.sequence.is_not(None)))
+        union = union_all(stmt, archive_reads.in_archive(stmt))  # kept priorities stay hot: streams interleave
         broken: set[int] = set()
         last: dict[int, int] = {}
-        for ident, type_, sequence, changes in session.execute(stmt):
+        for ident, type_, sequence, changes in session.execute(
+                union.order_by(union.selected_columns.entity_id, union.selected_columns.sequence)):
             if last.get(ident, 0) + 1 != sequence:
                 broken.add(ident)
             last[ident] = sequence

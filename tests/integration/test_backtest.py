@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import base64
+import random
 from typing import Any
 
+import pytest
 from flask import Flask
+from freezegun import freeze_time
 from sqlalchemy import MetaData, func, select
 
+from app.domain.entities import SPRINT_STATUSES, TASK_STATUSES
+from app.domain.rules import evaluate_rules
+from app.services import backtest, backtest_states, rule_facts, rule_registry
+from app.services.queries import EventFilter
+from tests.integration.test_archive import NOW, days_ago, run_archive
+from tests.integration.test_archive_table import count
 from tests.support import Api
 
 DRAFT = {"name": "draft_complete", "trigger": {"type": "orchestration.task.*", "conditions": [
@@ -126,3 +135,118 @@ def test_a_stored_rule_is_compared_with_what_it_actually_did_and_filters_narrow_
                                                 "--from", "1d"])
     assert result.exit_code == 0, result.output
     assert f"{len(api.events())} events scanned" in result.output
+
+
+def judged_items(page: dict[str, Any]) -> list[tuple[int, str, list[dict[str, Any]]]]:
+    return [(i["event"]["id"], i["outcome"], i["effects"]) for i in page["items"]]
+
+
+def test_a_window_reaching_into_archived_history_finds_what_it_found_before_archiving(
+        app: Flask, api: Api, runtime: Any) -> None:
+    with freeze_time(days_ago(120)):
+        seed(api)
+        api.update_task("C", status="blocked")  # S2 is not complete while C is blocked (an archived fact)
+        api.update_task("B", priority="P0")  # B's later events are kept hot: its stream spans both tables
+    with freeze_time(days_ago(100)):
+        api.update_task("B", status="in_progress")
+        api.update_task("B", status="completed")
+    with freeze_time(days_ago(1)):
+        api.create_task("F", "S2")
+        api.update_task("F", status="completed")
+    events = api.events()
+    f_completed = events[-1]["id"]
+    windows = [{"rule": DRAFT, "limit": 1000},
+               {"rule": DRAFT, "limit": 1000, "from": days_ago(110).isoformat()},
+               {"rule": DRAFT, "limit": 1000, "from": days_ago(2).isoformat()}]
+    with freeze_time(NOW):
+        before = [[judged_items(page) for page in pages(api, window)] for window in windows]
+        report = run_archive(runtime)
+        after = [[judged_items(page) for page in pages(api, window)] for window in windows]
+
+    assert 0 < report.events < len(events)
+    assert count(runtime, "SELECT count(*) FROM orchestration_events") == len(events) - report.events
+    [[whole], _, [recent]] = before
+    assert [i for i, outcome, _ in whole if outcome == "would_apply"] == hand_fold(events)
+    assert [(i, outcome) for i, outcome, _ in recent] == [(f_completed, "nothing_to_do")]
+    assert after == before
+
+
+RULES = [DRAFT,
+         {"name": "draft_block_sprint", "trigger": {"type": "orchestration.task.*", "conditions": [
+             {"path": "status", "op": "changed_to", "value": "blocked"}]},
+          "action": {"name": "set_status", "params": {"status": "active", "target": "sprint"}}},
+         {"name": "draft_finish_task", "trigger": {"type": "orchestration.task.*", "conditions": []},
+          "action": {"name": "set_status", "params": {"status": "completed"}}},
+         {"name": "draft_note", "trigger": {"type": "orchestration.*", "conditions": [
+             {"path": "entity.code", "op": "eq", "value": "T1"}, {"path": "changes", "op": "exists"}]},
+          "action": {"name": "emit_event", "params": {"type": "custom.note"}}}]
+
+
+def random_history(api: Api, seed: int) -> None:
+    """Three sprints, eight tasks, then random status changes, moves, deletions and sprint changes."""
+    rng = random.Random(seed)
+    sprints, tasks = ["R1", "R2", "R3"], [f"T{n}" for n in range(8)]
+    for code in sprints:
+        api.create_sprint(code, status="active")
+    for code in tasks:
+        api.create_task(code, rng.choice(sprints))
+    for _ in range(70):
+        roll, code = rng.random(), rng.choice(tasks)
+        if roll < 0.65:
+            api.patch(f"/tasks/{code}", json={"status": rng.choice((*TASK_STATUSES, *["completed"] * 4))})
+        elif roll < 0.85:
+            api.patch(f"/tasks/{code}", json={"sprint_code": rng.choice(sprints)})
+        elif roll < 0.9:
+            api.delete(f"/tasks/{code}")
+        else:
+            api.patch(f"/sprints/{rng.choice(sprints)}", json={"status": rng.choice(SPRINT_STATUSES)})
+
+
+def worker_plans(runtime: Any, body: dict[str, Any], events: list[dict[str, Any]]) -> dict[int, list[Any]]:
+    """What the live worker's as-of planning (states read from the log per event) says for each match."""
+    rule = backtest.draft_rule(body)
+    action = rule_registry.actions()[rule.action.name]
+    with runtime.read_uow() as uow:
+        states = rule_facts.DatabaseStates(uow.session)
+        return {event["id"]: [effect.describe() for effect in
+                              rule_facts.plan_as_of(states, action, rule.action.params, event)[0]]
+                for event in events if evaluate_rules(event, [rule])}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_scan_plans_exactly_what_the_worker_would_plan_as_of_each_event_however_it_is_paged(
+        app: Flask, api: Api, runtime: Any, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    random_history(api, seed)
+    events = api.events()
+    middle = events[len(events) // 2]["timestamp"]
+    for body in RULES:
+        expected = worker_plans(runtime, body, events)
+        assert expected
+        whole = {i["event"]["id"]: i["effects"] for page in pages(api, {"rule": body, "limit": 1000})
+                 for i in page["items"]}
+        assert whole == expected
+        late = {i["event"]["id"]: i["effects"] for page in pages(api, {"rule": body, "limit": 1, "from": middle})
+                for i in page["items"]}
+        assert late == {i: e for i, e in expected.items() if events_by_id(events)[i]["timestamp"] >= middle}
+    for streams, sprints in ((3, 1000), (2, 1)):  # states forgotten all the time, rosters kept or forgotten too
+        monkeypatch.setattr(backtest_states, "MAX_STREAMS", streams)
+        monkeypatch.setattr(backtest_states, "MAX_SPRINTS", sprints)
+        for body in RULES:
+            assert {i["event"]["id"]: i["effects"] for page in pages(api, {"rule": body, "limit": 1000})
+                    for i in page["items"]} == worker_plans(runtime, body, events)
+
+
+def events_by_id(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {event["id"]: event for event in events}
+
+
+def test_at_the_causation_depth_limit_a_match_is_a_loop_with_nothing_planned(api: Api, runtime: Any) -> None:
+    seed(api)
+    rule = backtest.draft_rule(DRAFT)
+
+    looped = backtest.backtest(rule, EventFilter(), 0, 1000, runtime.read_uow(), depth_limit=0)
+    judged = backtest.backtest(rule, EventFilter(), 0, 1000, runtime.read_uow(), depth_limit=5)
+
+    assert [i["event"]["id"] for i in looped["items"]] == [i["event"]["id"] for i in judged["items"]]
+    assert {(i["outcome"], len(i["effects"])) for i in looped["items"]} == {("loop", 0)}
+    assert looped["summary"]["effects_by_type"] == {} and judged["summary"]["effects_by_type"]
