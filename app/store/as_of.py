@@ -84,11 +84,10 @@ def departures(session: Session, after_id: int) -> dict[str, set[int]]:
         Event.entity_type == "task", Event.type == MOVED, Event.id > after_id,
         cast(Event.changes, Text).like('%"sprint_code"%'))
     left: dict[str, set[int]] = {}
-    for stmt in (moved, archive_reads.in_archive(moved)):
-        for task_id, changes in session.execute(stmt):
-            before = ((changes or {}).get("sprint_code") or {}).get("before")
-            if before is not None:
-                left.setdefault(before, set()).add(task_id)
+    for task_id, changes in session.execute(union_all(moved, archive_reads.in_archive(moved))):
+        before = ((changes or {}).get("sprint_code") or {}).get("before")
+        if before is not None:
+            left.setdefault(before, set()).add(task_id)
     return left
 
 
