@@ -18,42 +18,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
-from app.config import Settings
 from app.domain.clock import Clock
 from app.domain.errors import Conflict
 from app.domain.hashing import event_hash
-from app.domain.retention import DEFAULT_BATCH_SIZE, PriorityTally, RetentionPolicy, tally
-from app.store import archive_files, archive_lock, archive_rows
+from app.domain.retention import DEFAULT_BATCH_SIZE, PriorityTally, tally
+from app.store import archive_files, archive_rows
+from app.store.archive_lock import ColdStorage, cold_storage
 from app.store.uow import UnitOfWork
+
+__all__ = ["BUSY_MESSAGE", "ArchiveJob", "ArchiveReport", "ColdStorage", "Heads", "Progress", "ProgressCallback",
+           "archive_events", "cold_storage", "take_snapshots"]
 
 BUSY_MESSAGE = "another archive job is running; this one did nothing"
 SNAPSHOT_CHUNK = 500
 Heads = dict[str, int]
-
-
-@dataclass(frozen=True)
-class ColdStorage:
-    """Where archive files live, the retention policy, and the lock that keeps archive jobs one at a time."""
-
-    root: Path
-    policy: RetentionPolicy
-    lock: Callable[[], AbstractContextManager[bool]]
-
-
-def cold_storage(settings: Settings, engine: Engine) -> ColdStorage:
-    """Build the archive wiring from configuration (CONTRACT §7)."""
-    policy = RetentionPolicy.from_config(settings.retention_archive_after, settings.retention_delete_after,
-                                         settings.retention_keep_priorities)
-    root = Path(settings.archive_dir)
-    return ColdStorage(root, policy, lambda: archive_lock.exclusive(engine, root))
 
 
 @dataclass(frozen=True)
