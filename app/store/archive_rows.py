@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, case, delete, func, insert, literal, literal_column, select, text
+from sqlalchemy import Table, and_, case, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from app.domain.clock import iso
@@ -74,27 +75,59 @@ PG_LINE = (
 )
 
 
-def next_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id: int, limit: int,
-               archived_at: datetime) -> tuple[list[dict[str, Any]], list[str]]:
-    """(lines, their JSON text) of the next eligible events. On PostgreSQL the lines carry only
-    what manifests, paths and moves need, and the text is rendered by the database."""
+@dataclass(frozen=True)
+class Batch:
+    """The next eligible events as archive lines and their JSON text; ``moved`` when the statement
+    that read them already moved them to the archive table (uncommitted, in the caller's transaction)."""
+
+    lines: list[dict[str, Any]]
+    texts: list[str]
+    moved: bool
+
+
+def take_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id: int, limit: int,
+               archived_at: datetime) -> Batch:
+    """The next eligible events, in id order.
+
+    On PostgreSQL one statement picks them, deletes them from the hot table, inserts
+    them archived, moves their rollup counts and returns each line rendered by the
+    database (``PG_LINE``): the rows are found once, and nothing is committed, so if
+    writing the file fails the transaction rolls back and they are hot again. The
+    lines carry only what manifests, paths and stream heads need. On SQLite the rows
+    are read here and moved by ``mark_archived``.
+    """
     if session.get_bind().dialect.name != "postgresql":
         lines = [archive_line(row, archived_at) for row in eligible_batch(session, cutoff, keep, after_id, limit)]
-        return lines, [canonical_json(line) for line in lines]
-    c, stamp = EVENTS.c, iso(archived_at)  # our own ISO text: safe to inline
-    batch = (select(c.id).where(c.id > after_id, c.emitted_at < cutoff, c.priority.not_in(sorted(keep)))
-             .order_by(c.id).limit(limit))
-    # the lines are rendered for the batch's rows only, whatever plan finds them
-    stmt = (select(c.id, c.event_id, c.entity_type, c.entity_id, c.sequence, c.hash, c.emitted_at,
-                   literal_column(PG_LINE.format(archived_at=stamp)).label("line"))
-            .where(c.id.in_(batch.scalar_subquery())).order_by(c.id))
+        return Batch(lines, [canonical_json(line) for line in lines], moved=False)
+    stamp = iso(archived_at)  # our own ISO text: safe to inline
+    params = {"after": after_id, "cutoff": cutoff, "keep": sorted(keep), "limit": limit, "archived_at": archived_at}
     lines, texts = [], []
-    for row in session.execute(stmt):
+    rows = sorted(session.execute(text(_pg_take().replace("{line}", PG_LINE.format(archived_at=stamp))), params),
+                  key=lambda row: row.id)
+    for row in rows:
         lines.append({"id": row.id, "event_id": row.event_id, "entity": {"type": row.entity_type, "id": row.entity_id},
                       "sequence": row.sequence, "hash": row.hash, "timestamp": iso(row.emitted_at),
                       "archived_at": stamp})
         texts.append(row.line)
-    return lines, texts
+    return Batch(lines, texts, moved=True)
+
+
+# The months holding hot events before the cutoff, one probe of the ``(emitted_at, id)`` index each.
+PG_MONTHS = f"""
+WITH RECURSIVE m(month) AS (
+    SELECT date_trunc('month', min(emitted_at), 'UTC') FROM {EVENTS.name} WHERE emitted_at < :cutoff
+    UNION ALL
+    SELECT (SELECT date_trunc('month', min(emitted_at), 'UTC') FROM {EVENTS.name}
+            WHERE emitted_at >= (m.month AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC'
+              AND emitted_at < :cutoff)
+    FROM m WHERE m.month IS NOT NULL)
+SELECT month FROM m WHERE month IS NOT NULL"""
+
+
+def ensure_partitions(session: Session, cutoff: datetime) -> None:
+    """Every month holding hot events before ``cutoff`` has its archive partition (once per run)."""
+    if session.get_bind().dialect.name == "postgresql":
+        archive_partitions.ensure(session, session.scalars(text(PG_MONTHS), {"cutoff": cutoff}).all())
 
 
 def rows_by_ids(session: Session, ids: Sequence[int], *, archived: bool = False) -> dict[int, Any]:
@@ -162,9 +195,13 @@ def record_archive(session: Session, path: str, lines: list[dict[str, Any]], dig
     return manifest
 
 
-def mark_archived(session: Session, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Move the file's rows to the archive table and their rollup counts to ``archived``;
-    returns the file's stream heads (snapshots are the caller's, once per run)."""
+def mark_archived(session: Session, lines: list[dict[str, Any]], *,
+                  taken: bool = False) -> dict[str, dict[str, Any]]:
+    """Move the file's rows to the archive table and their rollup counts to ``archived``
+    (unless ``take_batch`` already did, ``taken``); returns the file's stream heads
+    (snapshots are the caller's, once per run)."""
+    if taken:
+        return stream_heads(lines)
     archived_at = datetime.fromisoformat(lines[0]["archived_at"])
     archive_partitions.ensure(session, (datetime.fromisoformat(line["timestamp"]) for line in lines))
     columns = [c.name for c in EVENTS.columns]
@@ -200,22 +237,43 @@ shifted AS (INSERT INTO orchestration_event_rollups (bucket_start, type, actor, 
 SELECT count(*) FROM gone"""
 
 
-def _pg_move() -> str:
-    """One statement: delete the hot rows, insert them archived, move their rollup counts."""
-    columns = [c.name for c in EVENTS.columns]
-    stamped = ", ".join("CAST(:archived_at AS timestamptz)" if c == "archived_at" else c for c in columns)
-    return f"""
-WITH moved AS (DELETE FROM {EVENTS.name} WHERE id = ANY(:ids) RETURNING *),
-archived AS (INSERT INTO {EVENTS_ARCHIVE.name} ({", ".join(columns)}) SELECT {stamped} FROM moved
-             RETURNING emitted_at, type, actor, entity_type),
+_ROLLUPS_MOVED = """
 counted AS (SELECT date_trunc('hour', emitted_at, 'UTC') AS hour, type, actor, entity_type, count(*) AS n
             FROM archived GROUP BY 1, 2, 3, 4),
 shifted AS (INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count)
             SELECT hour, type, actor, entity_type, v.archived, v.sign * n
             FROM counted CROSS JOIN (VALUES (false, -1), (true, 1)) AS v(archived, sign)
             ON CONFLICT (bucket_start, type, actor, entity_type, archived)
-            DO UPDATE SET count = orchestration_event_rollups.count + excluded.count)
+            DO UPDATE SET count = orchestration_event_rollups.count + excluded.count)"""
+
+
+def _pg_archived() -> str:
+    """The CTE that inserts the ``moved`` rows into the archive table, stamped."""
+    columns = [c.name for c in EVENTS.columns]
+    stamped = ", ".join("CAST(:archived_at AS timestamptz)" if c == "archived_at" else c for c in columns)
+    return (f"archived AS (INSERT INTO {EVENTS_ARCHIVE.name} ({', '.join(columns)}) SELECT {stamped} FROM moved "
+            "RETURNING emitted_at, type, actor, entity_type),")
+
+
+def _pg_move() -> str:
+    """One statement: delete the hot rows, insert them archived, move their rollup counts."""
+    return f"""
+WITH moved AS (DELETE FROM {EVENTS.name} WHERE id = ANY(:ids) RETURNING *),
+{_pg_archived()}{_ROLLUPS_MOVED}
 SELECT count(*) FROM moved"""
+
+
+def _pg_take() -> str:
+    """``_pg_move`` for the next eligible batch, returning its lines (``{line}``: ``PG_LINE``).
+
+    The batch's ids go in as an array, so the delete probes the primary key (a join may
+    hash the whole table); lines come back unordered (sorting them would spill to disk)."""
+    return f"""
+WITH batch AS (SELECT id FROM {EVENTS.name} WHERE id > :after AND emitted_at < :cutoff
+               AND NOT (priority = ANY(CAST(:keep AS text[]))) ORDER BY id LIMIT :limit),
+moved AS (DELETE FROM {EVENTS.name} WHERE id = ANY(ARRAY(SELECT id FROM batch)) RETURNING *),
+{_pg_archived()}{_ROLLUPS_MOVED}
+SELECT id, event_id, entity_type, entity_id, sequence, hash, emitted_at, {{line}} AS line FROM moved"""
 
 
 def snapshot_heads(session: Session, heads: dict[str, int], now: datetime) -> None:
