@@ -207,9 +207,8 @@ def measure_purge(app: Flask, url: str, folder: str) -> None:
     archived = _sql(engine, "SELECT count(*) FROM orchestration_events_archive")[0][0]
     before = _archive_mb(engine)
     done = child("purge", url, folder, "91d")
-    line("purge-archived --older-than 91d", f"{done['events']:,} of {archived:,} archived in {done['seconds']:.1f} s",
-         f"RSS {done['rss_mb']:.0f} MB, {done['partitions_dropped']} partitions dropped",
-         f"{done['events'] / done['seconds']:,.0f} ev/s")
+    line("purge-archived --older-than 91d", f"{done['events']:,} ev in {done['seconds']:.1f} s, RSS {done['rss_mb']:.0f} MB",
+         f"of {archived:,}; {done['partitions_dropped']} partitions dropped", f"{done['events'] / done['seconds']:,.0f} ev/s")
     line("archive table after purge", f"{before:,.0f} MB -> {_archive_mb(engine):,.0f} MB",
          f"{done['held']} files held")
 

@@ -142,6 +142,12 @@ LIST_FILTERS = [
     {"type": "orchestration.sprint.*", "entity_type": "sprint", **INSIDE},
     {"entity_type": "session", "session_key": "gsess-17"},
     {"actor": "agent:a1", "entity_type": "task", **INSIDE},
+    {"type": "orchestration.session.resumed"},
+    {"type": "custom.note"},
+    {"type": "orchestration.sprint.*", **INSIDE},
+    {"actor_kind": "automation"},
+    {"actor_kind": "agent", "entity_type": "sprint"},
+    {"entity_code": "GT-70", "type": "orchestration.task.*", **RECENT},
 ]
 CASES += [("/events", {"limit": "100", **f}) for f in LIST_FILTERS]
 CASES += [("/events", {"limit": "100", "after": DEEP, **f}) for f in LIST_FILTERS]
