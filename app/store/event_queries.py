@@ -272,11 +272,14 @@ def index_led(flt: EventFilter) -> IndexLed:
         if flt.type and not flt.type.endswith(".*"):  # an exact type alone: its (type pattern_ops, id) index
             rest, conditions = dataclasses.replace(flt, type=None), [pattern_range(Event.type, flt.type)]
             lead = [pattern_order(Event.type)]
-    window = by_date_range(select(Event.id), flt.start, flt.end)
+    # OFFSET 0 fences the window: a bare min(id)/max(id) is planned as a walk of the primary
+    # key from one end filtering on time (the whole log for a recent window); fenced, it is
+    # one range of the (emitted_at, id) index, exact whatever the order of ids and times.
+    window = by_date_range(select(Event.id), flt.start, flt.end).offset(0).subquery("time_window")
     if flt.start is not None:
-        conditions.append(Event.id >= window.with_only_columns(func.min(Event.id)).scalar_subquery())
+        conditions.append(Event.id >= select(func.min(window.c.id)).scalar_subquery())
     if flt.end is not None:
-        conditions.append(Event.id <= window.with_only_columns(func.max(Event.id)).scalar_subquery())
+        conditions.append(Event.id <= select(func.max(window.c.id)).scalar_subquery())
     return IndexLed(rest, tuple(conditions), tuple(lead))
 
 

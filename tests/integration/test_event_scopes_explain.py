@@ -96,7 +96,9 @@ def whole_log_scans(app: Flask, statement: str, parameters: Any) -> list[str]:
         # a primary-key range that starts at the first id of a time window (read from the
         # (emitted_at, id) index) is that window, not the log
         windowed = re.search(r"id >= \$\d+", condition) is not None
-        pk_walk = node.get("Index Name") == PRIMARY_KEY and (not condition or "id >" in condition) and not windowed
+        # (``id IS NOT NULL``: how a bare min(id)/max(id) under a filter walks the key from one end)
+        open_ended = not condition or "id >" in condition or "IS NOT NULL" in condition
+        pk_walk = node.get("Index Name") == PRIMARY_KEY and open_ended and not windowed
         if node["Node Type"] == "Seq Scan" or pk_walk:
             found.append(f"{node['Node Type']} {node.get('Index Name', '')} {condition}".strip())
     return found
