@@ -31,7 +31,7 @@ from app.domain.clock import Clock
 from app.domain.errors import Conflict, NotFound
 from app.domain.hashing import event_hash
 from app.domain.retention import newest_is_past
-from app.services.archive import BUSY_MESSAGE, ColdStorage, Heads, Progress, ProgressCallback, take_snapshots
+from app.services.archive import BUSY_MESSAGE, ColdStorage, Progress, ProgressCallback, take_snapshots
 from app.store import archive_files, archive_partitions, archive_purge_rows, archive_rows
 from app.store.archive_purge_rows import DueRange
 from app.store.tables import ArchiveManifest
@@ -55,11 +55,10 @@ class PurgeReport:
 
 @dataclass(frozen=True)
 class DueFile:
-    """A due file whose bytes are the ones its manifest recorded: its id range, count and stream heads."""
+    """A due file whose bytes are the ones its manifest recorded: its id range and count."""
 
     path: str
     span: DueRange
-    heads: dict[str, Any]
 
 
 def purge_archived(older_than: str | None, dry_run: bool, cold: ColdStorage, uow: UnitOfWork,
@@ -77,7 +76,9 @@ def purge_archived(older_than: str | None, dry_run: bool, cold: ColdStorage, uow
         if dry_run:
             report.files, report.events = [d.path for d in due], sum(d.span.event_count for d in due)
         else:
-            take_snapshots(uow, _last_heads(due), clock())
+            with reader:
+                heads = archive_rows.last_heads(reader.session, [d.span.manifest_id for d in due])
+            take_snapshots(uow, heads, clock())
             _purge_files(cold.root, due, uow, clock, report, progress or (lambda _p: None), started)
             report.partitions = _drop_empty_partitions(uow, report.cutoff)
     report.seconds = time.monotonic() - started
@@ -89,13 +90,12 @@ def _checked_files(root: Path, reader: UnitOfWork, report: PurgeReport) -> list[
     back and counted when the file was archived, and the manifest's ``newest_at`` came from
     them, so a matching digest vouches for the count and the ages without parsing a line."""
     with reader:
-        manifests = [(m.path, m.sha256, m.stream_heads,
-                      DueRange(m.id, m.first_id, m.last_id, m.newest_at, m.event_count))
+        manifests = [(m.path, m.sha256, DueRange(m.id, m.first_id, m.last_id, m.newest_at, m.event_count))
                      for m in archive_rows.due_for_purge(reader.session, report.cutoff) if m.newest_at is not None]
     due = []
-    for path, digest, heads, span in manifests:
+    for path, digest, span in manifests:
         if archive_files.file_sha256(root / path) == digest:
-            due.append(DueFile(path, span, heads or {}))
+            due.append(DueFile(path, span))
         else:
             report.held.append(path)
     return due
@@ -113,15 +113,6 @@ def _exact(path: Path, count: int, cutoff: datetime) -> tuple[array[int], tuple[
     if not newest_is_past(stamps, cutoff):
         return None
     return array("q", (line["id"] for line in lines)), (min(stamps), max(stamps))
-
-
-def _last_heads(due: list[DueFile]) -> Heads:
-    """Each stream's last event among the files about to go: where its folds will resume."""
-    heads: Heads = {}
-    for item in due:
-        for key, head in item.heads.items():
-            heads[key] = max(heads.get(key, 0), head["sequence"])
-    return heads
 
 
 def _purge_files(root: Path, due: list[DueFile], uow: UnitOfWork, clock: Clock, report: PurgeReport,

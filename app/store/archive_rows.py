@@ -345,13 +345,27 @@ def _move_rollups(session: Session, lines: Iterable[dict[str, Any]], signs: dict
                              for archived, sign in signs.items()})
 
 
-def due_for_purge(session: Session, cutoff: datetime) -> list[ArchiveManifest]:
-    """Unpurged manifests whose newest event is past the cutoff, oldest file first.
+def due_for_purge(session: Session, cutoff: datetime) -> list[Any]:
+    """Unpurged manifests whose newest event is past the cutoff, oldest file first, as plain rows
+    without their stream heads (a run of a million events would hold hundreds of MB of them).
 
     The file itself is checked again before anything is deleted.
     """
-    return list(session.scalars(select(ArchiveManifest).where(
-        ArchiveManifest.purged_at.is_(None), ArchiveManifest.newest_at < cutoff).order_by(ArchiveManifest.first_id)))
+    m = ArchiveManifest
+    return list(session.execute(select(m.id, m.path, m.sha256, m.first_id, m.last_id, m.newest_at, m.event_count)
+                                .where(m.purged_at.is_(None), m.newest_at < cutoff).order_by(m.first_id)))
+
+
+def last_heads(session: Session, manifest_ids: Sequence[int]) -> dict[str, int]:
+    """``{stream: sequence}``: each stream's last event among these manifests' files, read one
+    manifest's heads at a time."""
+    heads: dict[str, int] = {}
+    for chunk in _chunks(manifest_ids):
+        stmt = select(ArchiveManifest.stream_heads).where(ArchiveManifest.id.in_(chunk))
+        for (file_heads,) in session.execute(stmt, execution_options={"yield_per": 1}):
+            for key, head in (file_heads or {}).items():
+                heads[key] = max(heads.get(key, 0), head["sequence"])
+    return heads
 
 
 def delete_archived(session: Session, manifest: ArchiveManifest, ids: Sequence[int],
