@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -87,9 +88,15 @@ def _size_mb(engine: Engine) -> float:
     return float(_sql(engine, "SELECT pg_total_relation_size('orchestration_events')")[0][0]) / 2**20
 
 
-def _vacuum(engine: Engine) -> None:
+def _vacuum(engine: Engine, full: bool = False) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("VACUUM ANALYZE orchestration_events"))
+        connection.execute(text(f"VACUUM {'FULL ' if full else ''}ANALYZE orchestration_events"))
+
+
+def _archive_mb(engine: Engine) -> float:
+    """The archive table's partitions, indexes included."""
+    return float(_sql(engine, "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits "
+                              "WHERE inhparent = 'orchestration_events_archive'::regclass")[0][0]) / 2**20
 
 
 def measure_archive(app: Flask, url: str, folder: str) -> None:
@@ -108,7 +115,12 @@ def measure_archive(app: Flask, url: str, folder: str) -> None:
     rate = done["events"] / done["seconds"]
     line("archive --older-than 90d", f"{rate:,.0f} ev/s, {done['events']:,} ev, RSS {done['rss_mb']:.0f} MB",
          f"COPY+gzip {export_rate:,.0f} rows/s", f"x{rate / export_rate:.2f}")
-    line("hot table after archive + VACUUM", f"{size_before:,.0f} MB -> {_size_mb(engine):,.0f} MB")
+    hot_before = _sql(engine, "SELECT count(*) FROM orchestration_events")[0][0] + done["events"]
+    line("hot table after archive + VACUUM", f"{size_before:,.0f} MB -> {_size_mb(engine):,.0f} MB",
+         f"{hot_before:,} -> {hot_before - done['events']:,} rows", "space reusable, not returned")
+    _vacuum(engine, full=True)
+    line("hot table after VACUUM FULL", f"{size_before:,.0f} MB -> {_size_mb(engine):,.0f} MB",
+         f"archive table {_archive_mb(engine):,.0f} MB", f"x{_size_mb(engine) / size_before:.2f}")
     line("snapshots written by archiving", f"{snaps:,} for {done['streams']:,} streams",
          f"{snaps / max(done['events'], 1):.4f}/event")
 
@@ -193,12 +205,16 @@ def measure_long_stream(app: Flask, total: int, rounds: int) -> None:
 def measure_purge(app: Flask, url: str, folder: str) -> None:
     engine = app.extensions["orchestration"].engine
     archived = _sql(engine, "SELECT count(*) FROM orchestration_events_archive")[0][0]
+    before = _archive_mb(engine)
     done = child("purge", url, folder, "91d")
-    line("purge-archived --older-than 91d", f"{done['events']:,} of {archived:,} archived in {done['seconds']:.1f} s",
-         f"RSS {done['rss_mb']:.0f} MB, {done['partitions_dropped']} partitions dropped")
+    line("purge-archived --older-than 91d", f"{done['events']:,} ev in {done['seconds']:.1f} s, RSS {done['rss_mb']:.0f} MB",
+         f"of {archived:,}; {done['partitions_dropped']} partitions dropped", f"{done['events'] / done['seconds']:,.0f} ev/s")
+    line("archive table after purge", f"{before:,.0f} MB -> {_archive_mb(engine):,.0f} MB",
+         f"{done['held']} files held")
 
 
 def run(total: int, days: int, rounds: int) -> None:
+    logging.disable(logging.INFO)  # one request log line per measured call would bury the table
     with postgres_database("orch_scale") as url, tempfile.TemporaryDirectory() as folder:
         app = create_app(make_settings(url, Path(folder)))
         engine = app.extensions["orchestration"].engine

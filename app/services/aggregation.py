@@ -18,24 +18,22 @@ from app.domain.event_filter import EventFilter
 from app.store import rollups
 from app.store.uow import UnitOfWork
 
-BREAKDOWNS = {"by_type": 1, "by_actor": 2, "by_entity_type": 3, "by_day": 0}
+BREAKDOWNS = {"by_type": "type", "by_actor": "actor", "by_entity_type": "entity_type", "by_day": "day"}
 STAT_KEYS = ("day", "type", "actor", "entity_type")
 
 
 def stats(flt: EventFilter, uow: UnitOfWork) -> dict[str, Any]:
     """Totals over ``[from, to)``; open bounds mean all time on that side.
 
-    One grouped count by (day, type, actor, entity type) gives every breakdown:
-    its rows are bounded by days × combinations, never by events.
+    Each breakdown is counted on its own (``rollups.marginals``): what is read back
+    is bounded by the days, types, actors and entity types there are, never by
+    their combinations.
     """
     with uow:
-        found = rollups.counts(uow.session, flt, STAT_KEYS)
-    result: dict[str, Any] = {"total": sum(found.values())}
-    for name, position in BREAKDOWNS.items():
-        breakdown: Counter[str] = Counter()
-        for key, n in found.items():
-            breakdown[key[position]] += n
-        result[name] = dict(sorted(breakdown.items()))
+        found = rollups.marginals(uow.session, flt, STAT_KEYS)
+    result: dict[str, Any] = {"total": sum(found["day"].values())}
+    for name, key in BREAKDOWNS.items():
+        result[name] = dict(sorted(found[key].items()))
     result["by_actor_kind"] = by_actor_kind(result["by_actor"])  # exact: each actor has one kind
     return result
 

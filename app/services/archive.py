@@ -1,12 +1,13 @@
 """Archiving: move old events to cold storage without ever losing or duplicating one.
 
-Per batch (DESIGN §3 "Archive without loss"): select the next eligible hot
-events in id order → write the file under a temporary name → fsync → rename
-→ re-read and verify → one transaction: manifest, rows moved to the archive
-table (server-side ``INSERT … SELECT`` + ``DELETE``), rollup counts moved. Every
-step before the commit leaves either nothing or a published file without a
-manifest; the next run discards temporary files and verifies and completes
-such files before archiving anything new.
+Per batch (DESIGN §3 "Archive without loss"), one transaction: take the next
+eligible hot events in id order (on PostgreSQL the same statement moves them to
+the archive table and their rollup counts to ``archived``, uncommitted) → write
+the file under a temporary name → fsync → rename → re-read and verify → manifest
+(on SQLite the rows move here) → commit. A failure before the commit rolls the
+rows back to hot and leaves either nothing or a published file without a
+manifest; the next run discards temporary files and verifies and completes such
+files (they must be exactly the hot rows they name) before archiving anything new.
 
 Snapshots are taken once per run, for each touched stream at its last archived
 event, after the batches (in chunks of ``SNAPSHOT_CHUNK`` streams). Nothing
@@ -18,42 +19,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
-from app.config import Settings
 from app.domain.clock import Clock
 from app.domain.errors import Conflict
 from app.domain.hashing import event_hash
-from app.domain.retention import DEFAULT_BATCH_SIZE, PriorityTally, RetentionPolicy, tally
-from app.store import archive_files, archive_lock, archive_rows
+from app.domain.retention import DEFAULT_BATCH_SIZE, PriorityTally, tally
+from app.store import archive_files, archive_rows
+from app.store.archive_lock import ColdStorage, cold_storage
 from app.store.uow import UnitOfWork
+
+__all__ = ["BUSY_MESSAGE", "ArchiveJob", "ArchiveReport", "ColdStorage", "Heads", "Progress", "ProgressCallback",
+           "archive_events", "cold_storage", "take_snapshots"]
 
 BUSY_MESSAGE = "another archive job is running; this one did nothing"
 SNAPSHOT_CHUNK = 500
 Heads = dict[str, int]
-
-
-@dataclass(frozen=True)
-class ColdStorage:
-    """Where archive files live, the retention policy, and the lock that keeps archive jobs one at a time."""
-
-    root: Path
-    policy: RetentionPolicy
-    lock: Callable[[], AbstractContextManager[bool]]
-
-
-def cold_storage(settings: Settings, engine: Engine) -> ColdStorage:
-    """Build the archive wiring from configuration (CONTRACT §7)."""
-    policy = RetentionPolicy.from_config(settings.retention_archive_after, settings.retention_delete_after,
-                                         settings.retention_keep_priorities)
-    root = Path(settings.archive_dir)
-    return ColdStorage(root, policy, lambda: archive_lock.exclusive(engine, root))
 
 
 @dataclass(frozen=True)
@@ -111,7 +95,7 @@ def archive_events(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader: 
             return report
         heads: Heads = {}
         _recover(cold, uow, reader, clock, report, heads)
-        _archive_batches(job, cold, uow, reader, clock, report, progress or (lambda _p: None), heads)
+        _archive_batches(job, cold, uow, clock, report, progress or (lambda _p: None), heads)
         report.streams = take_snapshots(uow, heads, clock())
     report.seconds = time.monotonic() - started
     return report
@@ -127,20 +111,30 @@ def take_snapshots(uow: UnitOfWork, heads: Heads, now: datetime) -> int:
     return len(keys)
 
 
-def _archive_batches(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader: UnitOfWork, clock: Clock,
-                     report: ArchiveReport, progress: ProgressCallback, heads: Heads) -> None:
+def _archive_batches(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, clock: Clock, report: ArchiveReport,
+                     progress: ProgressCallback, heads: Heads) -> None:
+    """Batch after batch, each one transaction: take the rows (on PostgreSQL they are moved
+    by the same statement), write and verify the file, add the manifest, commit. Anything
+    failing before the commit rolls the rows back to hot; a file already published is
+    completed by the next run (``_recover``)."""
     started, after = time.monotonic(), 0
+    with uow:
+        archive_rows.ensure_partitions(uow.session, report.cutoff)
+        uow.commit()
     while True:
-        with reader:
-            lines, texts = archive_rows.next_batch(reader.session, report.cutoff, cold.policy.keep_priorities,
-                                                   after, job.batch_size, clock())
-        if not lines:
-            return
-        path, digest = _write_file(cold.root, lines, texts)
-        _remember(heads, _commit(uow, path, lines, digest, clock()))
-        report.events += len(lines)
+        now = clock()
+        with uow:
+            batch = archive_rows.take_batch(uow.session, report.cutoff, cold.policy.keep_priorities, after,
+                                            job.batch_size, now)
+            if not batch.lines:
+                return
+            path, digest = _write_file(cold.root, batch.lines, batch.texts)
+            archive_rows.record_archive(uow.session, path, batch.lines, digest, now)
+            _remember(heads, archive_rows.mark_archived(uow.session, batch.lines, taken=batch.moved))
+            uow.commit()
+        report.events += len(batch.lines)
         report.files.append(path)
-        after = lines[-1]["id"]
+        after = batch.lines[-1]["id"]
         progress(Progress(report.events, len(report.files), time.monotonic() - started))
 
 

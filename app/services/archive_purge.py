@@ -1,15 +1,17 @@
 """Purge (archived events past retention leave for good) and its inverse, restore.
 
 A file and its rows go together: a file is due when every event in it is past
-the cutoff (its manifest's ``newest_at``). Every due file is read and checked
-first (present, same SHA-256 and count as its manifest, every event past the
-cutoff); a file that is missing or does not match is held, never purged: its
-rows are then the only copy. Then each stream's state at its last purged event
-is made sure of (a snapshot, the anchor folds resume from), and file by file
-the rows are deleted set-based (one ``DELETE … RETURNING`` per chunk of ids,
-pruned to the file's partitions) and the manifest stamped ``purged_at`` in one
-transaction; only then is the file unlinked, and a run that stops in between
-leaves a file the next purge removes. Emptied monthly partitions are dropped.
+the cutoff (its manifest's ``newest_at``). Every due file is checked first: present,
+with the SHA-256 its manifest recorded (those bytes were read back and counted when
+it was archived); a file that is missing or does not match is held, never purged:
+its rows are then the only copy. Then each stream's state at its last purged event
+is made sure of (a snapshot, the anchor folds resume from), and the rows go
+set-based: on PostgreSQL every due file whose id range is its own, all together in
+one transaction by id ranges and whole monthly partitions (``archive_purge_rows``);
+the others (and every file on SQLite) one transaction per file, by the ids read
+from it. The manifests are stamped ``purged_at`` in the same transaction; only then
+are the files unlinked, and a run that stops in between leaves files the next purge
+removes. Emptied monthly partitions are dropped.
 
 Restore takes a copy of an archive file (from a backup of ``ARCHIVE_DIR``),
 checks it against its manifest and every event hash, puts it back in place and
@@ -29,8 +31,9 @@ from app.domain.clock import Clock
 from app.domain.errors import Conflict, NotFound
 from app.domain.hashing import event_hash
 from app.domain.retention import newest_is_past
-from app.services.archive import BUSY_MESSAGE, ColdStorage, Heads, Progress, ProgressCallback, take_snapshots
-from app.store import archive_files, archive_partitions, archive_rows
+from app.services.archive import BUSY_MESSAGE, ColdStorage, Progress, ProgressCallback, take_snapshots
+from app.store import archive_files, archive_partitions, archive_purge_rows, archive_rows
+from app.store.archive_purge_rows import DueRange
 from app.store.tables import ArchiveManifest
 from app.store.uow import UnitOfWork
 
@@ -52,13 +55,10 @@ class PurgeReport:
 
 @dataclass(frozen=True)
 class DueFile:
-    """A due file that matched its manifest: its event ids and time span, and its stream heads."""
+    """A due file whose bytes are the ones its manifest recorded: its id range and count."""
 
-    manifest_id: int
     path: str
-    ids: array[int]
-    stamps: tuple[datetime, datetime]
-    heads: dict[str, Any]
+    span: DueRange
 
 
 def purge_archived(older_than: str | None, dry_run: bool, cold: ColdStorage, uow: UnitOfWork,
@@ -74,39 +74,40 @@ def purge_archived(older_than: str | None, dry_run: bool, cold: ColdStorage, uow
             report.cleaned = _remove_leftovers(cold.root, reader)
         due = _checked_files(cold.root, reader, report)
         if dry_run:
-            report.files, report.events = [d.path for d in due], sum(len(d.ids) for d in due)
+            report.files, report.events = [d.path for d in due], sum(d.span.event_count for d in due)
         else:
-            take_snapshots(uow, _last_heads(due), clock())
-            _purge_files(cold.root, due, uow, clock, report, progress, started)
+            with reader:
+                heads = archive_rows.last_heads(reader.session, [d.span.manifest_id for d in due])
+            take_snapshots(uow, heads, clock())
+            _purge_files(cold.root, due, uow, clock, report, progress or (lambda _p: None), started)
             report.partitions = _drop_empty_partitions(uow, report.cutoff)
     report.seconds = time.monotonic() - started
     return report
 
 
 def _checked_files(root: Path, reader: UnitOfWork, report: PurgeReport) -> list[DueFile]:
+    """Due manifests whose file is there with the SHA-256 they recorded. Those bytes were read
+    back and counted when the file was archived, and the manifest's ``newest_at`` came from
+    them, so a matching digest vouches for the count and the ages without parsing a line."""
     with reader:
-        manifests = [(m.id, m.path, m.sha256, m.event_count, m.stream_heads) for m in
-                     archive_rows.due_for_purge(reader.session, report.cutoff)]
+        manifests = [(m.path, m.sha256, DueRange(m.id, m.first_id, m.last_id, m.newest_at, m.event_count))
+                     for m in archive_rows.due_for_purge(reader.session, report.cutoff) if m.newest_at is not None]
     due = []
-    for manifest_id, path, digest, count, heads in manifests:
-        checked = _checked(root / path, digest, count, report.cutoff)
-        if checked is None:
-            report.held.append(path)
+    for path, digest, span in manifests:
+        if archive_files.file_sha256(root / path) == digest:
+            due.append(DueFile(path, span))
         else:
-            due.append(DueFile(manifest_id, path, checked[0], checked[1], heads or {}))
+            report.held.append(path)
     return due
 
 
-def _checked(path: Path, digest: str, count: int,
-             cutoff: datetime) -> tuple[array[int], tuple[datetime, datetime]] | None:
-    """(ids, (oldest, newest)) when the file matches its manifest and all its events are past the cutoff."""
-    if not path.exists():
-        return None
+def _exact(path: Path, count: int, cutoff: datetime) -> tuple[array[int], tuple[datetime, datetime]] | None:
+    """(ids, (oldest, newest)) read from the file, when it still holds ``count`` events all past the cutoff."""
     try:
-        lines, actual = archive_files.read(path)
-    except archive_files.CorruptArchive:
+        lines, _digest = archive_files.read(path)
+    except (archive_files.CorruptArchive, OSError):
         return None
-    if actual != digest or len(lines) != count or not lines:
+    if len(lines) != count or not lines:
         return None
     stamps = [datetime.fromisoformat(line["timestamp"]) for line in lines]
     if not newest_is_past(stamps, cutoff):
@@ -114,32 +115,45 @@ def _checked(path: Path, digest: str, count: int,
     return array("q", (line["id"] for line in lines)), (min(stamps), max(stamps))
 
 
-def _last_heads(due: list[DueFile]) -> Heads:
-    """Each stream's last event among the files about to go: where its folds will resume."""
-    heads: Heads = {}
-    for item in due:
-        for key, head in item.heads.items():
-            heads[key] = max(heads.get(key, 0), head["sequence"])
-    return heads
-
-
 def _purge_files(root: Path, due: list[DueFile], uow: UnitOfWork, clock: Clock, report: PurgeReport,
-                 progress: ProgressCallback | None, started: float) -> None:
-    for item in due:
-        report.events += _purge_file(uow, root, item, clock())
-        report.files.append(item.path)
-        if progress:
-            progress(Progress(report.events, len(report.files), time.monotonic() - started))
-
-
-def _purge_file(uow: UnitOfWork, root: Path, item: DueFile, now: datetime) -> int:
+                 progress: ProgressCallback, started: float) -> None:
+    """Files whose id range is theirs alone go together, set-based (PostgreSQL); the others one
+    at a time, their ids read from the file."""
     with uow:
-        manifest = uow.session.get(ArchiveManifest, item.manifest_id)
+        ranged = archive_purge_rows.partition_safe(uow.session, [d.span for d in due])
+    together = [d for d in due if d.span.manifest_id in ranged]
+    if together:
+        with uow:
+            events, _emptied = archive_purge_rows.purge_ranges(uow.session, [d.span for d in together], clock())
+            uow.commit()
+        _unlink(root, together, report)
+        report.events += events
+        progress(Progress(report.events, len(report.files), time.monotonic() - started))
+    for item in (d for d in due if d.span.manifest_id not in ranged):
+        exact = _exact(root / item.path, item.span.event_count, report.cutoff)
+        if exact is None:
+            report.held.append(item.path)
+            continue
+        report.events += _purge_file(uow, item.span.manifest_id, *exact, clock())
+        _unlink(root, [item], report)
+        progress(Progress(report.events, len(report.files), time.monotonic() - started))
+
+
+def _unlink(root: Path, files: list[DueFile], report: PurgeReport) -> None:
+    """After the commit: a purge that stops here leaves files the next one removes."""
+    for item in files:
+        archive_files.remove(root / item.path)
+        report.files.append(item.path)
+
+
+def _purge_file(uow: UnitOfWork, manifest_id: int, ids: array[int], stamps: tuple[datetime, datetime],
+                now: datetime) -> int:
+    with uow:
+        manifest = uow.session.get(ArchiveManifest, manifest_id)
         if manifest is None or manifest.purged_at is not None:
-            raise Conflict(f"archive manifest {item.manifest_id} changed during the purge")
-        deleted = archive_rows.delete_archived(uow.session, manifest, item.ids, item.stamps, now)
+            raise Conflict(f"archive manifest {manifest_id} changed during the purge")
+        deleted = archive_rows.delete_archived(uow.session, manifest, ids, stamps, now)
         uow.commit()
-    archive_files.remove(root / item.path)
     return deleted
 
 

@@ -56,6 +56,18 @@ def sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 of a file's bytes, read in blocks (memory stays flat); None when it is missing."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
+
+
 def _fsync_dir(folder: Path) -> None:
     handle = os.open(folder, os.O_RDONLY)
     try:

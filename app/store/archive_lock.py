@@ -10,15 +10,37 @@ crashed run never blocks the next one.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from app.config import Settings
+from app.domain.retention import RetentionPolicy
+
 # Arbitrary but fixed: archive, purge and restore all take this one key.
 ARCHIVE_JOB_LOCK = 7_236_052_154_312_557_202
 LOCK_FILE_SUFFIX = ".archive.lock"
+
+
+@dataclass(frozen=True)
+class ColdStorage:
+    """Where archive files live, the retention policy, and the lock that keeps archive jobs one at a time."""
+
+    root: Path
+    policy: RetentionPolicy
+    lock: Callable[[], AbstractContextManager[bool]]
+
+
+def cold_storage(settings: Settings, engine: Engine) -> ColdStorage:
+    """Build the archive wiring from configuration (CONTRACT §7); the services get it ready-made,
+    so they never see the engine or the settings."""
+    policy = RetentionPolicy.from_config(settings.retention_archive_after, settings.retention_delete_after,
+                                         settings.retention_keep_priorities)
+    root = Path(settings.archive_dir)
+    return ColdStorage(root, policy, lambda: exclusive(engine, root))
 
 
 @contextmanager

@@ -27,6 +27,11 @@ def next_month(month: datetime) -> datetime:
     return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
 
 
+def month_of(name: str) -> datetime:
+    """The month a partition holds, from its name."""
+    return datetime.strptime(name.rsplit("_", 1)[-1], "%Y%m").replace(tzinfo=UTC)
+
+
 def partition_name(month: datetime) -> str:
     return f"{PARENT}_{month:%Y%m}"
 
@@ -47,17 +52,22 @@ def ensure(session: Session, moments: Iterable[datetime]) -> None:
                 f"FOR VALUES FROM ('{month.isoformat()}') TO ('{next_month(month).isoformat()}')"))
 
 
+def partitions(session: Session) -> list[str]:
+    """The archive table's monthly partitions, oldest first (none on SQLite)."""
+    if not _postgres(session):
+        return []
+    return list(session.scalars(text(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(:parent) ORDER BY c.relname"), {"parent": PARENT}))
+
+
 def drop_empty_before(session: Session, cutoff: datetime) -> list[str]:
     """Drop partitions wholly before ``cutoff`` that hold no row any more; returns their names."""
     if not _postgres(session):
         return []
-    names = session.scalars(text(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass(:parent) ORDER BY c.relname"), {"parent": PARENT}).all()
     dropped = []
-    for name in names:
-        month = datetime.strptime(name.rsplit("_", 1)[-1], "%Y%m").replace(tzinfo=UTC)
-        if next_month(month) > cutoff:
+    for name in partitions(session):
+        if next_month(month_of(name)) > cutoff:
             continue
         if session.scalar(text(f"SELECT NOT EXISTS (SELECT 1 FROM {name})")):
             session.execute(text(f"DROP TABLE {name}"))

@@ -182,6 +182,46 @@ def apply_filter(stmt: Select, flt: EventFilter) -> Select:  # type: ignore[type
     return hot_only(stmt, flt.include_archived)
 
 
+class pattern_range(FunctionElement[bool]):
+    """``column`` equals a value, written as a range of the pattern operators (``~>=~``, ``~<=~``)
+    on PostgreSQL, so a ``varchar_pattern_ops`` index serves it and the planner, not
+    seeing a constant, keeps the column in the sort (see ``index_led``). Plain ``=`` on SQLite."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "pattern_range"
+    _is_implicitly_boolean = True
+
+
+@compiles(pattern_range)
+def _pattern_range(element: pattern_range, compiler: Any, **kw: Any) -> str:
+    column, value = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} ~>=~ {value} AND {column} ~<=~ {value})"
+
+
+@compiles(pattern_range, "sqlite")
+def _pattern_equal(element: pattern_range, compiler: Any, **kw: Any) -> str:
+    column, value = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{column} = {value}"
+
+
+class pattern_order(FunctionElement[Any]):
+    """``ORDER BY column USING ~<~`` on PostgreSQL: the order of a ``varchar_pattern_ops`` index."""
+
+    inherit_cache = True
+    name = "pattern_order"
+
+
+@compiles(pattern_order)
+def _pattern_order(element: pattern_order, compiler: Any, **kw: Any) -> str:
+    return f"{compiler.process(next(iter(element.clauses)), **kw)} USING ~<~"
+
+
+@compiles(pattern_order, "sqlite")
+def _plain_order(element: pattern_order, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(next(iter(element.clauses)), **kw))
+
+
 # Equality filters with a ``(column, id)`` index (0002, 0006), most selective first.
 ORDERED_BY = ("session_key", "entity_code", "actor", "entity_type")
 
@@ -204,7 +244,9 @@ def index_led(flt: EventFilter) -> IndexLed:
     planner cannot drop the constant column from the sort, so only that index yields
     the order and it reads that range, stopping after a page. A time range also
     bounds ``id`` by the smallest and largest id inside it (from the ``(emitted_at,
-    id)`` index), so no page starts at the head of the log.
+    id)`` index), so no page starts at the head of the log. An exact ``type`` with no
+    other equality filter leads the same way through its ``varchar_pattern_ops``
+    index, whose range and order are the pattern operators' (``pattern_range``).
     """
     rest, conditions, lead = flt, [], []
     for name in ORDERED_BY:
@@ -214,11 +256,18 @@ def index_led(flt: EventFilter) -> IndexLed:
             cleared: dict[str, Any] = {name: None}
             rest, conditions, lead = dataclasses.replace(flt, **cleared), [column >= value, column <= value], [column]
             break
-    window = by_date_range(select(Event.id), flt.start, flt.end)
+    else:
+        if flt.type and not flt.type.endswith(".*"):  # an exact type alone: its (type pattern_ops, id) index
+            rest, conditions = dataclasses.replace(flt, type=None), [pattern_range(Event.type, flt.type)]
+            lead = [pattern_order(Event.type)]
+    # OFFSET 0 fences the window: a bare min(id)/max(id) is planned as a walk of the primary
+    # key from one end filtering on time (the whole log for a recent window); fenced, it is
+    # one range of the (emitted_at, id) index, exact whatever the order of ids and times.
+    window = by_date_range(select(Event.id), flt.start, flt.end).offset(0).subquery("time_window")
     if flt.start is not None:
-        conditions.append(Event.id >= window.with_only_columns(func.min(Event.id)).scalar_subquery())
+        conditions.append(Event.id >= select(func.min(window.c.id)).scalar_subquery())
     if flt.end is not None:
-        conditions.append(Event.id <= window.with_only_columns(func.max(Event.id)).scalar_subquery())
+        conditions.append(Event.id <= select(func.max(window.c.id)).scalar_subquery())
     return IndexLed(rest, tuple(conditions), tuple(lead))
 
 

@@ -187,6 +187,24 @@ def test_rollup_backed_counts_equal_a_raw_count_for_any_range(api: Api, runtime:
                 assert rollups.counts(uow.session, flt, keys) == rollups.raw_counts(uow.session, flt, keys), flt
 
 
+def test_statistics_breakdowns_equal_a_naive_group_by_over_the_log_for_any_range(
+        api: Api, runtime: Any, dataset: Dataset) -> None:
+    """``rollups.marginals`` (GROUPING SETS over rollups and edges on PostgreSQL) against one plain
+    grouped count of the log per breakdown, with and without filters and archived events."""
+    uow = runtime.read_uow()
+    keys = ("day", "type", "actor", "entity_type")
+    with uow:
+        bases = (EventFilter(), EventFilter(type="orchestration.task.*", include_archived=True),
+                 EventFilter(actor_kind="user"), EventFilter(session_key="sess-A"))
+        for (start, end), base in itertools.product(RANGES, bases):
+            flt = dataclasses.replace(base, start=start and moment(start), end=end and moment(end))
+            naive = {k: Counter[str]() for k in keys}
+            for combination, n in rollups.raw_counts(uow.session, flt, keys).items():
+                for key, value in zip(keys, combination, strict=True):
+                    naive[key][value] += n
+            assert rollups.marginals(uow.session, flt, keys) == naive, flt
+
+
 @pytest.mark.parametrize(("path", "params", "field"), [
     ("/events/stats", {"from": DAY2, "to": DAY1}, "from"),
     ("/events/stats", {"from": "last tuesday"}, "from"),

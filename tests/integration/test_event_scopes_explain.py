@@ -96,7 +96,9 @@ def whole_log_scans(app: Flask, statement: str, parameters: Any) -> list[str]:
         # a primary-key range that starts at the first id of a time window (read from the
         # (emitted_at, id) index) is that window, not the log
         windowed = re.search(r"id >= \$\d+", condition) is not None
-        pk_walk = node.get("Index Name") == PRIMARY_KEY and (not condition or "id >" in condition) and not windowed
+        # (``id IS NOT NULL``: how a bare min(id)/max(id) under a filter walks the key from one end)
+        open_ended = not condition or "id >" in condition or "IS NOT NULL" in condition
+        pk_walk = node.get("Index Name") == PRIMARY_KEY and open_ended and not windowed
         if node["Node Type"] == "Seq Scan" or pk_walk:
             found.append(f"{node['Node Type']} {node.get('Index Name', '')} {condition}".strip())
     return found
@@ -142,6 +144,12 @@ LIST_FILTERS = [
     {"type": "orchestration.sprint.*", "entity_type": "sprint", **INSIDE},
     {"entity_type": "session", "session_key": "gsess-17"},
     {"actor": "agent:a1", "entity_type": "task", **INSIDE},
+    {"type": "orchestration.session.resumed"},
+    {"type": "custom.note"},
+    {"type": "orchestration.sprint.*", **INSIDE},
+    {"actor_kind": "automation"},
+    {"actor_kind": "agent", "entity_type": "sprint"},
+    {"entity_code": "GT-70", "type": "orchestration.task.*", **RECENT},
 ]
 CASES += [("/events", {"limit": "100", **f}) for f in LIST_FILTERS]
 CASES += [("/events", {"limit": "100", "after": DEEP, **f}) for f in LIST_FILTERS]

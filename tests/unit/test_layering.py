@@ -15,13 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 INFRASTRUCTURE = ("flask", "sqlalchemy", "celery", "redis", "psycopg", "kombu", "marshmallow")
 
-# TEMPORARY: use cases other helpers of issue 10 are converting in parallel (h10a: the stream use
-# cases; h12: archive*; h13: backtest*). The lead empties this list when their branches merge;
-# test_the_allow_list_names_only_modules_that_still_need_it keeps it from going stale meanwhile.
-SERVICES_STILL_ON_SQL = frozenset({
-    "archive.py",
-})
-
 
 def _imports_of(tree: ast.Module, module: str, is_package: bool) -> list[tuple[str, tuple[str, ...]]]:
     """Every import of a file, anywhere in it, as ``(absolute module, names taken from it)``.
@@ -81,15 +74,11 @@ def module_graph(root: Path, package: str) -> dict[str, set[str]]:
     return graph
 
 
-def offenders(root: Path, package: str, forbidden: tuple[str, ...],
-              allowed: frozenset[str] = frozenset()) -> dict[str, list[str]]:
-    """Modules of ``package`` (a dotted folder under ``root``) that import a forbidden name,
-    except files whose name is in ``allowed``."""
+def offenders(root: Path, package: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    """Modules of ``package`` (a dotted folder under ``root``) that import a forbidden name."""
     found = {}
     for module, names in module_graph(root, package.split(".")[0]).items():
         if not (module == package or module.startswith(package + ".")):
-            continue
-        if module.rsplit(".", 1)[-1] + ".py" in allowed:
             continue
         bad = sorted(n for n in names if _is_under(n, forbidden))
         if bad:
@@ -152,12 +141,7 @@ def test_use_cases_never_import_the_http_layer() -> None:
 
 
 def test_use_cases_import_no_sqlalchemy() -> None:
-    assert offenders(ROOT, "app.services", ("sqlalchemy",), SERVICES_STILL_ON_SQL) == {}
-
-
-def test_the_allow_list_names_only_modules_that_still_need_it() -> None:
-    still = {m.rsplit(".", 1)[-1] + ".py" for m in offenders(ROOT, "app.services", ("sqlalchemy",))}
-    assert sorted(SERVICES_STILL_ON_SQL - still) == []
+    assert offenders(ROOT, "app.services", ("sqlalchemy",)) == {}
 
 
 def test_the_http_layer_reaches_the_database_only_through_use_cases() -> None:
@@ -195,14 +179,6 @@ def test_a_forbidden_import_is_caught(tmp_path: Path, package: str, forbidden: t
     root = _package(tmp_path, {"app/__init__.py": "", f"{folder}/__init__.py": "", f"{folder}/bad.py": source})
     found = offenders(root, package, forbidden)
     assert list(found) == [f"{package}.bad"] and found[f"{package}.bad"]
-
-
-def test_the_allow_list_spares_only_the_files_it_names(tmp_path: Path) -> None:
-    root = _package(tmp_path, {"app/__init__.py": "", "app/services/__init__.py": "",
-                               "app/services/old.py": "import sqlalchemy\n",
-                               "app/services/new.py": "from sqlalchemy import select\n"})
-    assert offenders(root, "app.services", ("sqlalchemy",), frozenset({"old.py"})) == {
-        "app.services.new": ["sqlalchemy"]}
 
 
 def test_a_cycle_hidden_by_a_function_local_import_is_caught(tmp_path: Path) -> None:
