@@ -39,7 +39,7 @@ lint: install
 	$(VENV)/bin/mypy app workers
 
 bench: install
-	$(PY) -m bench fair backtest_scan
+	$(PY) -m bench fair backtest_scan scale
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -16,6 +16,7 @@ def main() -> int:
         module = importlib.import_module(f"bench.{name}")
         if hasattr(module, "main"):
             print(f"== bench.{name}")
+            sys.argv = [f"bench.{name}"]  # each bench reads its own options (or BENCH_* variables), not this list
             module.main()
     return 0
 

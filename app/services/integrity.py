@@ -51,11 +51,14 @@ def read_chain(uow: UnitOfWork, correlation_id: str) -> ChainRead:
     """The chain's streams and their problems, inside the caller's unit of work (replay folds them next)."""
     chains = uow.chains
     own = chains.owner(correlation_id)  # read first: its head caps its own stream below
-    events = chains.events_of(correlation_id)
-    if not events and own is None:
+    found = chains.reach_of(correlation_id)
+    if not found.streams and not found.loose and own is None:
         raise NotFound(f"no event belongs to correlation {correlation_id!r}")
-    read = ChainRead(correlation_id, loose=[e for e in events if e["sequence"] is None])
-    reach = _reach(read, events)
+    read = ChainRead(correlation_id, loose=found.loose)
+    reach: dict[StreamKey, int] = {}
+    for key, (entity, last) in found.streams.items():
+        reach[key] = last
+        read.entities.setdefault(key, entity)
     heads: dict[StreamKey, Head] = {}
     if own is not None:
         own_key = (own.entity["type"], own.entity["id"])
@@ -64,17 +67,6 @@ def read_chain(uow: UnitOfWork, correlation_id: str) -> ChainRead:
         _judge(chains, read, key, chains.stream(key, max_sequence=last), heads.get(key))
     read.problems += check_loose(read.loose)
     return read
-
-
-def _reach(read: ChainRead, events: list[dict[str, Any]]) -> dict[StreamKey, int]:
-    """Each stream the chain touches, in order of first appearance, and its last sequence there."""
-    reach: dict[StreamKey, int] = {}
-    for event in events:
-        if event["sequence"] is not None:
-            key = (event["entity"]["type"], event["entity"]["id"])
-            reach[key] = max(reach.get(key, 0), event["sequence"])
-            read.entities.setdefault(key, event["entity"])
-    return reach
 
 
 def scan_everything(chains: ChainReads) -> dict[str, Any]:

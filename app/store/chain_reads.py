@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.store import archive_rows, snapshots, streams
-from app.store.streams import StreamRow
+from app.store.streams import ChainReach, StreamRow
 
 StreamKey = tuple[str, int]
 
@@ -27,9 +27,9 @@ class ChainReads:
         """The stream whose own correlation id this is, with the head its row records."""
         return streams.owner(self._db, correlation_id)
 
-    def events_of(self, correlation_id: str) -> list[dict[str, Any]]:
-        """Every event of the correlation chain, archived ones included, in log order."""
-        return streams.chain_events(self._db, correlation_id)
+    def reach_of(self, correlation_id: str) -> ChainReach:
+        """The streams the correlation chain touches (archived events included) and its loose events."""
+        return streams.chain_reach(self._db, correlation_id)
 
     def stream(self, key: StreamKey, *, max_sequence: int | None = None) -> list[dict[str, Any]]:
         return snapshots.stream_events(self._db, *key, max_sequence=max_sequence)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from app.domain.integrity import Head
@@ -61,10 +61,33 @@ def all_stream_rows(session: Session) -> dict[tuple[str, int], StreamRow]:
     return found
 
 
-def chain_events(session: Session, correlation_id: str) -> list[dict[str, Any]]:
-    """Every event of a correlation, archived ones included, oldest first."""
-    stmt = select(Event).where(correlation_condition(session, correlation_id))
-    return archive_reads.envelopes(session, archive_reads.both(stmt, "id"))
+@dataclass
+class ChainReach:
+    """Where a correlation chain reaches: each stream it touches (in order of first appearance)
+    with its entity and last sequence in the chain, and its events outside any stream."""
+
+    streams: dict[tuple[str, int], tuple[dict[str, Any], int]]
+    loose: list[dict[str, Any]]
+
+
+def chain_reach(session: Session, correlation_id: str) -> ChainReach:
+    """The chain's reach from narrow rows (archived ones included): validation then reads each
+    stream whole, so the chain's own events are not built into envelopes twice."""
+    narrow = select(Event.id, Event.entity_type, Event.entity_id, Event.entity_code, Event.sequence).where(
+        correlation_condition(session, correlation_id))
+    union = union_all(narrow, archive_reads.in_archive(narrow))
+    reach: dict[tuple[str, int], tuple[dict[str, Any], int]] = {}
+    loose: list[int] = []
+    for ident, entity_type, entity_id, code, sequence in session.execute(union.order_by(union.selected_columns.id)):
+        if sequence is None:
+            loose.append(ident)
+            continue
+        key = (entity_type, entity_id)
+        entity, last = reach.get(key, ({"type": entity_type, "id": entity_id, "code": code}, 0))
+        reach[key] = (entity, max(last, sequence))
+    found = archive_reads.envelopes(session, archive_reads.both(select(Event).where(Event.id.in_(loose)), "id")) \
+        if loose else []
+    return ChainReach(reach, found)
 
 
 def every_stream(session: Session) -> Iterator[tuple[tuple[str, int], list[dict[str, Any]]]]:
