@@ -22,6 +22,7 @@ from app.domain.entities import (
 from app.domain.events import EVENT_TYPE_PATTERN
 from app.domain.field_limits import TextLimit
 from app.domain.paging import DEFAULT_LIMIT, INT_ID_MAX, MAX_LIMIT
+from app.domain.stream_types import ENTITY_TYPES
 from app.domain.timeparse import parse_instant
 
 PATTERN_ERROR = "must match {regex}"
@@ -204,7 +205,7 @@ class EventCreate(Schema):
         validate.Length(min=1, max=200),
         FullMatch(EVENT_TYPE_PATTERN, error="dot-separated lowercase segments [a-z0-9_]: must match {regex}")])
     data = JsonObject(load_default=dict)
-    entity_type = fields.String(validate=validate.OneOf(("sprint", "task", "session")))
+    entity_type = fields.String(validate=validate.OneOf(tuple(ENTITY_TYPES)))
     entity_code = fields.String(validate=validate.Length(min=1, max=128))
     session_key = fields.String(validate=FullMatch(SESSION_KEY_PATTERN, error=PATTERN_ERROR))
     event_id = fields.UUID()

@@ -18,11 +18,12 @@ from app.domain.clock import iso
 from app.domain.errors import Invalid
 from app.domain.events import SESSION_REVERTED
 from app.domain.paging import BIGINT_ID_MAX
+from app.domain.stream_types import TRACKED
 
 __all__ = ["SESSION_REVERTED", "EntityPlan", "net_changes", "plan_entity", "prune_compensations"]
 
 REVERT_REASON = "session_revert"
-REVERTIBLE = ("sprint", "task")
+REVERTIBLE = TRACKED
 SECTIONS = ("entities", "refused", "caused", "caused_entities")
 
 Light = Mapping[str, Any]

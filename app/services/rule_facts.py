@@ -14,9 +14,10 @@ from typing import Any, Protocol
 from app.domain.rule_actions import ActionDef, Effect, Facts
 from app.domain.rule_judgement import SUPERSEDED, updated_fields
 from app.domain.rules import RuleDef, evaluate_rules
+from app.domain.stream_types import ENTITY_TYPES
 from app.store import as_of
 
-STATEFUL = ("sprint", "task", "session")
+STATEFUL = tuple(ENTITY_TYPES)
 Stream = tuple[str, int]
 
 
