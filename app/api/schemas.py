@@ -13,7 +13,6 @@ from app.domain import jsonvalues
 from app.domain.actors import ACTOR_KINDS
 from app.domain.entities import (
     CODE_PATTERN,
-    PRIORITIES,
     SESSION_KEY_PATTERN,
     SESSION_STATUSES,
     SPRINT_STATUSES,
@@ -22,7 +21,7 @@ from app.domain.entities import (
 from app.domain.events import EVENT_TYPE_PATTERN
 from app.domain.field_limits import TextLimit
 from app.domain.paging import DEFAULT_LIMIT, INT_ID_MAX, MAX_LIMIT
-from app.domain.stream_types import ENTITY_TYPES
+from app.domain.stream_types import ENTITY_TYPES, PRIORITIES
 from app.domain.timeparse import parse_instant
 
 PATTERN_ERROR = "must match {regex}"

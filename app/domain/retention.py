@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.domain.clock import as_utc
-from app.domain.entities import PRIORITIES
+from app.domain.stream_types import PRIORITIES
 from app.domain.timeparse import parse_age
 
 DEFAULT_ARCHIVE_AFTER = "90d"

@@ -12,11 +12,11 @@ from typing import Any
 
 from app.domain import field_limits as limits
 from app.domain import webhook_spec
-from app.domain.entities import FINAL_STATUS, PRIORITIES, SPRINT_STATUSES, TASK_STATUSES
+from app.domain.entities import FINAL_STATUS, SPRINT_STATUSES, TASK_STATUSES
 from app.domain.errors import Invalid
 from app.domain.events import ALERT_RAISED, NOTIFICATION_CREATED, change, is_event_type
 from app.domain.rules import ActionSpec
-from app.domain.stream_types import ENTITY_TYPES, stream_type
+from app.domain.stream_types import ENTITY_TYPES, PRIORITIES, stream_type
 
 SIGNAL_KINDS = {NOTIFICATION_CREATED: "notification", ALERT_RAISED: "alert"}
 APPENDABLE_ENTITIES = tuple(ENTITY_TYPES)

@@ -47,7 +47,7 @@ class Lru(Generic[K, V]):
         self.forget = forget
 
     def get(self, key: K) -> Any:
-        return self.items.get(key, MISSING)  # type: ignore[arg-type]
+        return self.items.get(key, MISSING)
 
     def put(self, key: K, value: V) -> None:
         self.items[key] = value
@@ -154,7 +154,7 @@ class CachedStates:
         if found is MISSING:
             self.loads += 1
             found = as_of.state_at(self.session, entity_type, entity_id, upto_id)
-            self.streams.put((entity_type, entity_id), found)  # type: ignore[arg-type]
+            self.streams.put((entity_type, entity_id), found)
         return found  # type: ignore[return-value]
 
     def entity_id(self, entity_type: str, code: str) -> int | None:

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, and_, case, cast, false, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
+from app.domain.event_filter import EventFilter
 from app.store import event_queries
 from app.store.archive_reads import EVENTS, in_archive
-from app.store.event_queries import EventFilter
 from app.store.tables import Rule, RuleRun
 
 BATCH = 10_000
