@@ -27,6 +27,7 @@ from app.domain.runs import RETRYABLE, RunStatus, Verdict
 from app.services import rule_effects, rule_facts, rule_registry, signal_events, webhooks
 from app.store.errors import TRANSIENT
 from app.store.event_store import envelope
+from app.store.outbox_rows import lock_busy
 from app.store.tables import Event, RuleRun
 from app.store.uow import Repositories, UnitOfWork
 
@@ -84,7 +85,7 @@ def _pending_rules(uow: UnitOfWork, event_id: int, attempt: Attempt, clock: Cloc
         if not uow.outbox.claim(event_id):
             return []
         event = uow.events.get(event_id)
-        trigger = _Trigger(event, envelope(event)) if event is not None else None
+        trigger = Trigger(event, envelope(event)) if event is not None else None
         matches = _open_matches(uow, trigger, attempt, clock) if trigger is not None else []
         if len(matches) == 1 and trigger is not None:
             match, run = matches[0]
@@ -97,14 +98,14 @@ def _pending_rules(uow: UnitOfWork, event_id: int, attempt: Attempt, clock: Cloc
 
 
 @dataclass(frozen=True)
-class _Trigger:
+class Trigger:
     """The event a rule runs on, and its envelope (built once per transaction)."""
 
     event: Event
     seen: dict[str, Any]
 
 
-Open = tuple[Match, RuleRun | None, _Trigger]
+Open = tuple[Match, RuleRun | None, Trigger]
 
 
 def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, clock: Clock, *,
@@ -131,7 +132,7 @@ def _apply_claimed(uow: UnitOfWork, event_id: int, found: Open | None, attempt: 
     if found is not None:
         match, run, trigger = found
         attempt.current_rule = match.rule.id
-        _run_one(uow, match, trigger, run, attempt, clock)
+        run_one(uow, match, trigger, run, attempt, clock)
         uow.pending_deliveries.extend(attempt.deliveries)
         attempt.deliveries = []
     if last:
@@ -145,11 +146,16 @@ def _report(attempt: Attempt, clock: Clock) -> None:
     """After the commit: one INFO line and the run metrics (latency: trigger commit to this commit)."""
     if attempt.recorded is None:
         return
-    rule, outcome, triggered = attempt.recorded
-    attempt.recorded = None
+    recorded, attempt.recorded = attempt.recorded, None
+    report_run(attempt.event_id, recorded, clock)
+
+
+def report_run(event_id: int, recorded: tuple[str, str, datetime], clock: Clock) -> None:
+    """One committed run: its metrics and INFO line."""
+    rule, outcome, triggered = recorded
     latency = (clock() - as_utc(triggered)).total_seconds()
     metrics.rule_ran(rule, outcome, latency)
-    runs_log.info("rule run", event_id=attempt.event_id, rule=rule, outcome=outcome,
+    runs_log.info("rule run", event_id=event_id, rule=rule, outcome=outcome,
                   latency_ms=round(latency * 1000, 1))
 
 
@@ -161,10 +167,10 @@ def _still_open(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt) 
         return None
     seen = envelope(event)
     matches = evaluate_rules(seen, [rule], depth=event.causation_depth, depth_limit=attempt.depth_limit)
-    return (matches[0], run, _Trigger(event, seen)) if matches else None
+    return (matches[0], run, Trigger(event, seen)) if matches else None
 
 
-def _open_matches(uow: UnitOfWork, trigger: _Trigger, attempt: Attempt,
+def _open_matches(uow: UnitOfWork, trigger: Trigger, attempt: Attempt,
                   clock: Clock) -> list[tuple[Match, RuleRun | None]]:
     """Matches of enabled rules that have no finished run for this event yet, with their runs so far."""
     rules = rule_registry.enabled_rules(uow, clock)
@@ -186,7 +192,7 @@ class Outcome:
     deliveries: list[Effect] = field(default_factory=list)
 
 
-def _run_one(uow: UnitOfWork, match: Match, trigger: _Trigger, run: RuleRun | None, attempt: Attempt,
+def run_one(uow: UnitOfWork, match: Match, trigger: Trigger, run: RuleRun | None, attempt: Attempt,
              clock: Clock) -> None:
     """Apply one rule in a savepoint; a failure that will not be retried is recorded ``dead``."""
     event = trigger.event
@@ -197,7 +203,7 @@ def _run_one(uow: UnitOfWork, match: Match, trigger: _Trigger, run: RuleRun | No
         savepoint.commit()
     except TRANSIENT as exc:
         savepoint.rollback()
-        if not attempt.final:
+        if not attempt.final or lock_busy(exc):  # a busy row (see automation_batch) is never a rule's fault
             raise
         outcome = _dead(uow, match, event, run, exc, clock)
     except Exception as exc:  # noqa: BLE001 - a broken action must not stop the other rules; it is recorded dead
@@ -209,7 +215,7 @@ def _run_one(uow: UnitOfWork, match: Match, trigger: _Trigger, run: RuleRun | No
     attempt.deliveries.extend(webhooks.schedule(uow.webhooks, recorded, outcome.deliveries, clock))
 
 
-def _apply(uow: UnitOfWork, match: Match, trigger: _Trigger, clock: Clock) -> Outcome:
+def _apply(uow: UnitOfWork, match: Match, trigger: Trigger, clock: Clock) -> Outcome:
     """Plan as of the trigger's place in the log; apply only what live state, under lock, still calls for."""
     event, seen = trigger.event, trigger.seen
     if match.verdict == Verdict.LOOP:

@@ -1,0 +1,148 @@
+"""The worker's batch: one message's events, and whatever else is pending (up to a bound), per transaction.
+
+``evaluate_event`` spends a transaction per event (per rule when an event
+matches several), and each costs a dozen round trips: claim, read the event,
+read the rules, read its runs, release, commit. Here one transaction claims
+the outbox rows of the whole batch in one statement (``SKIP LOCKED``, which
+also returns the events), reads the enabled rules and the batch's runs once,
+judges every event, applies each open rule in its savepoint (as
+``evaluate_event`` does), records the runs, releases the finished rows in one
+DELETE and commits.
+
+The guarantees are ``evaluate_event``'s: a run is recorded once per rule and
+event (UNIQUE), judgement is as of the trigger, a row held by another delivery
+is skipped, and what a transaction did not finish keeps its outbox row.
+
+Lock order (rows first, the commit-order lock last) is what bounds a batch.
+The first rule that appends events takes the commit-order lock until COMMIT;
+from then on the transaction waits for a row lock at most a few milliseconds
+(``outbox.bound_lock_waits``) and, when a row is busy, commits what it has and
+goes on in a new transaction. It also commits after ``MAX_RULES`` rules, so
+the API's writers never wait long behind it.
+
+A failure that is not transient, outside any rule (an event that cannot be
+decoded), fails the batch: its events are then evaluated one by one by
+``dead_letter.evaluate_guarded``, which isolates and counts the poison event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from app.domain.clock import Clock
+from app.domain.rules import RuleDef, evaluate_rules
+from app.services import automation, dead_letter, rule_registry
+from app.services.automation import RETRYABLE_STATUS, Attempt, Trigger
+from app.store.errors import TRANSIENT
+from app.store.outbox_rows import lock_busy
+from app.store.tables import Event, RuleRun
+from app.store.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Other pending events one transaction may take on besides the message's own.
+EXTRA_EVENTS = 50
+# Rules applied per transaction: each one after the first that appended holds up the API's writers.
+MAX_RULES = 16
+
+
+@dataclass
+class _Pass:
+    """What one transaction of the batch did: events finished, events left, runs to report after COMMIT."""
+
+    finished: list[int] = field(default_factory=list)
+    left: list[int] = field(default_factory=list)
+    recorded: list[tuple[int, tuple[str, str, datetime]]] = field(default_factory=list)
+    applied: int = 0
+    bounded: bool = False  # lock waits bounded (the commit-order lock is held)
+
+
+def evaluate_batch(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, depth_limit: int, final: bool,
+                   max_deliveries: int) -> dict[int, int]:
+    """Evaluate these events (and other pending ones) in as few transactions as lock order allows.
+
+    Returns ``{event id: failures}`` of events to deliver again, as
+    ``dead_letter.evaluate_guarded`` does. A transient error propagates (the
+    job retries the message; what was committed finds its rows gone).
+    """
+    todo, extra = sorted({int(i) for i in event_ids}), EXTRA_EVENTS
+    while todo:
+        try:
+            todo = _one_pass(todo, extra, uow, clock, depth_limit=depth_limit, final=final)
+        except TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - a poison event among them: one by one isolates it
+            log.warning("batch of events %s failed; evaluating them one by one", todo, exc_info=True)
+            return dead_letter.evaluate_guarded(todo, uow, clock, depth_limit=depth_limit, final=final,
+                                                max_deliveries=max_deliveries)
+        extra = 0  # the continuation takes only what the first pass claimed and left
+    return {}
+
+
+def _one_pass(todo: list[int], extra: int, uow: UnitOfWork, clock: Clock, *, depth_limit: int,
+              final: bool) -> list[int]:
+    """One transaction over the batch; returns the events it claimed but did not finish."""
+    done = _Pass()
+    attempt = Attempt(0, final, depth_limit)
+    try:
+        with uow:
+            events = uow.outbox.claim_batch(todo, extra)
+            if not events:
+                return []
+            rules = rule_registry.enabled_rules(uow, clock)
+            runs = uow.rules.runs_of_events([event.id for event in events])
+            for position, event in enumerate(events):
+                if not _evaluate(uow, event, rules, runs.get(event.id, {}), attempt, done, clock):
+                    done.left = [e.id for e in events[position:]]
+                    break
+                done.finished.append(event.id)
+            uow.outbox.release_many(done.finished)
+            uow.commit()  # also keeps the rules enabled_rules may have seeded, with their ids
+    except TRANSIENT as exc:
+        if attempt.current_rule is not None and not lock_busy(exc):
+            automation._record_failed_attempt(uow, attempt.current_rule, attempt.event_id, exc, clock)
+        raise
+    finally:
+        structlog.contextvars.unbind_contextvars("event_id")
+    for event_id, recorded in done.recorded:
+        automation.report_run(event_id, recorded, clock)
+    return done.left
+
+
+def _evaluate(uow: UnitOfWork, event: Event, rules: list[RuleDef], runs: dict[int, RuleRun], attempt: Attempt,
+              done: _Pass, clock: Clock) -> bool:
+    """Apply the event's open rules in this transaction; False when it must wait for the next one."""
+    attempt.event_id = event.id
+    structlog.contextvars.bind_contextvars(event_id=event.id)
+    trigger = Trigger(event, automation.envelope(event))  # through automation: one seam for tests
+    matches = evaluate_rules(trigger.seen, rules, depth=event.causation_depth, depth_limit=attempt.depth_limit)
+    for match in matches:
+        run = runs.get(match.rule.id)
+        if run is not None and run.status != RETRYABLE_STATUS:
+            continue
+        if done.applied >= MAX_RULES:
+            return False
+        if uow.pending_dispatch and not done.bounded:  # an earlier rule appended: the lock is held to COMMIT
+            uow.outbox.bound_lock_waits()
+            done.bounded = True
+        attempt.current_rule = match.rule.id
+        try:
+            automation.run_one(uow, match, trigger, run, attempt, clock)
+        except TRANSIENT as exc:
+            if lock_busy(exc) and done.applied > 0:
+                attempt.current_rule = None
+                return False
+            raise
+        attempt.current_rule = None
+        done.applied += 1
+        uow.pending_deliveries.extend(attempt.deliveries)
+        attempt.deliveries = []
+        if attempt.recorded is not None:
+            done.recorded.append((event.id, attempt.recorded))
+            attempt.recorded = None
+    return True
