@@ -10,7 +10,7 @@ once all are done (DESIGN §3).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -192,34 +192,78 @@ class Outcome:
     deliveries: list[Effect] = field(default_factory=list)
 
 
+@dataclass
+class Judged:
+    """A rule judged on an event: its run so far, and either its outcome or the effects still to apply."""
+
+    match: Match
+    trigger: Trigger
+    run: RuleRun | None
+    outcome: Outcome | None = None
+    local: list[Effect] = field(default_factory=list)
+    calls: list[Effect] = field(default_factory=list)
+
+
 def run_one(uow: UnitOfWork, match: Match, trigger: Trigger, run: RuleRun | None, attempt: Attempt,
-             clock: Clock) -> None:
-    """Apply one rule in a savepoint; a failure that will not be retried is recorded ``dead``."""
-    event = trigger.event
+            clock: Clock) -> None:
+    """Judge and apply one rule in one savepoint, then record its run; a failure that will not be
+    retried is recorded ``dead``."""
+    judged = Judged(match, trigger, run)
+
+    def judge_and_apply() -> None:
+        _judge(uow, judged)
+        if judged.outcome is None:
+            _apply_effects(uow, judged, clock)
+
+    _guarded(uow, judged, attempt, clock, judge_and_apply)
+    finish_one(uow, judged, attempt, clock)
+
+
+def judge_one(uow: UnitOfWork, match: Match, trigger: Trigger, run: RuleRun | None, attempt: Attempt,
+              clock: Clock) -> Judged:
+    """Everything of a rule before its effects, in a savepoint: reads as of the trigger, live rows
+    locked. Appends nothing (unless the rule dies), so it never takes the commit-order lock."""
+    judged = Judged(match, trigger, run)
+    _guarded(uow, judged, attempt, clock, lambda: _judge(uow, judged))
+    return judged
+
+
+def finish_one(uow: UnitOfWork, judged: Judged, attempt: Attempt, clock: Clock) -> None:
+    """Apply a judged rule's effects (in a savepoint) unless it already has an outcome; record its run."""
+    if judged.outcome is None:
+        _guarded(uow, judged, attempt, clock, lambda: _apply_effects(uow, judged, clock))
+    outcome, event = judged.outcome, judged.trigger.event
+    assert outcome is not None
+    attempt.recorded = (judged.match.rule.name, outcome.status, event.emitted_at)
+    recorded = _record(uow, judged.run, judged.match.rule.id, event.id, outcome, clock)
+    attempt.deliveries.extend(webhooks.schedule(uow.webhooks, recorded, outcome.deliveries, clock))
+
+
+def _guarded(uow: UnitOfWork, judged: Judged, attempt: Attempt, clock: Clock, step: Callable[[], None]) -> None:
+    """Run a step of a rule in a savepoint; a failure that will not be retried makes the outcome ``dead``."""
+    match, event = judged.match, judged.trigger.event
     savepoint = uow.savepoint()
     try:
         with structlog.contextvars.bound_contextvars(rule=match.rule.name):
-            outcome = _apply(uow, match, trigger, clock)
+            step()
         savepoint.commit()
     except TRANSIENT as exc:
         savepoint.rollback()
         if not attempt.final or lock_busy(exc):  # a busy row (see automation_batch) is never a rule's fault
             raise
-        outcome = _dead(uow, match, event, run, exc, clock)
+        judged.outcome = _dead(uow, match, event, judged.run, exc, clock)
     except Exception as exc:  # noqa: BLE001 - a broken action must not stop the other rules; it is recorded dead
         savepoint.rollback()
         log.exception("rule %s failed on event %s", match.rule.name, event.id)
-        outcome = _dead(uow, match, event, run, exc, clock)
-    attempt.recorded = (match.rule.name, outcome.status, event.emitted_at)
-    recorded = _record(uow, run, match.rule.id, event.id, outcome, clock)
-    attempt.deliveries.extend(webhooks.schedule(uow.webhooks, recorded, outcome.deliveries, clock))
+        judged.outcome = _dead(uow, match, event, judged.run, exc, clock)
 
 
-def _apply(uow: UnitOfWork, match: Match, trigger: Trigger, clock: Clock) -> Outcome:
-    """Plan as of the trigger's place in the log; apply only what live state, under lock, still calls for."""
-    event, seen = trigger.event, trigger.seen
+def _judge(uow: UnitOfWork, judged: Judged) -> None:
+    """Plan as of the trigger's place in the log; keep only what live state, under lock, still calls for."""
+    match, event, seen = judged.match, judged.trigger.event, judged.trigger.seen
     if match.verdict == Verdict.LOOP:
-        return Outcome(RunStatus.LOOP, error=f"causation depth {event.causation_depth} reached the limit")
+        judged.outcome = Outcome(RunStatus.LOOP, error=f"causation depth {event.causation_depth} reached the limit")
+        return
     action = rule_registry.actions().get(match.rule.action.name)
     if action is None:
         raise LookupError(f"no action named {match.rule.action.name!r} in this worker")
@@ -227,19 +271,27 @@ def _apply(uow: UnitOfWork, match: Match, trigger: Trigger, clock: Clock) -> Out
     states = rule_facts.DatabaseStates(uow.db)
     planned, found = rule_facts.plan_as_of(states, action, params, seen)
     if not planned:
-        return Outcome(RunStatus.SKIPPED, reason=judgement.NOTHING_TO_DO.format(event=event.id))
+        judged.outcome = Outcome(RunStatus.SKIPPED, reason=judgement.NOTHING_TO_DO.format(event=event.id))
+        return
     superseded = rule_facts.superseded_by(states, match.rule, action, seen, planned, found.streams)
     if superseded:
-        return Outcome(RunStatus.SKIPPED, reason=superseded)
+        judged.outcome = Outcome(RunStatus.SKIPPED, reason=superseded)
+        return
     live = action.plan(seen, params, rule_effects.gather_facts(uow, seen, action.needs(params), lock=True))
     stale = judgement.stale(planned, live)
     if stale:
-        return Outcome(RunStatus.SKIPPED, reason=judgement.describe_stale(stale))
-    ctx = rule_effects.effect_context(match.rule.name, event)
-    local = [e for e in planned if not isinstance(e, CallWebhook)]
-    produced = rule_effects.apply_effects(uow, local, ctx, clock)
-    calls = [e for e in planned if isinstance(e, CallWebhook)]
-    return Outcome(RunStatus.DELIVERING if calls else RunStatus.SUCCEEDED, produced, deliveries=list(calls))
+        judged.outcome = Outcome(RunStatus.SKIPPED, reason=judgement.describe_stale(stale))
+        return
+    judged.local = [e for e in planned if not isinstance(e, CallWebhook)]
+    judged.calls = [e for e in planned if isinstance(e, CallWebhook)]
+
+
+def _apply_effects(uow: UnitOfWork, judged: Judged, clock: Clock) -> None:
+    """The effects of a judged rule: the appends (and with them the commit-order lock) come here."""
+    ctx = rule_effects.effect_context(judged.match.rule.name, judged.trigger.event)
+    produced = rule_effects.apply_effects(uow, judged.local, ctx, clock)
+    judged.outcome = Outcome(RunStatus.DELIVERING if judged.calls else RunStatus.SUCCEEDED, produced,
+                             deliveries=list(judged.calls))
 
 
 def _describe(exc: BaseException) -> str:

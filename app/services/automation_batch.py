@@ -28,16 +28,17 @@ decoded), fails the batch: its events are then evaluated one by one by
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import structlog
 
 from app.domain.clock import Clock
-from app.domain.rules import RuleDef, evaluate_rules
+from app.domain.rules import Match, RuleDef, evaluate_rules
 from app.services import automation, dead_letter, rule_registry
-from app.services.automation import RETRYABLE_STATUS, Attempt, Trigger
+from app.services.automation import RETRYABLE_STATUS, Attempt, Judged, Trigger
 from app.store.errors import TRANSIENT
 from app.store.outbox_rows import lock_busy
 from app.store.tables import Event, RuleRun
@@ -86,7 +87,13 @@ def evaluate_batch(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, d
 
 def _one_pass(todo: list[int], extra: int, uow: UnitOfWork, clock: Clock, *, depth_limit: int,
               final: bool) -> list[int]:
-    """One transaction over the batch; returns the events it claimed but did not finish."""
+    """One transaction over the batch; returns the events it claimed but did not finish.
+
+    Two phases, so the commit-order lock is held as briefly as a batch allows:
+    every rule is judged first (reads as of the trigger, live rows locked, runs
+    without effects recorded), then the effects are applied one rule after
+    another (the first append takes the lock) and their runs recorded.
+    """
     done = _Pass()
     attempt = Attempt(0, final, depth_limit)
     try:
@@ -96,53 +103,89 @@ def _one_pass(todo: list[int], extra: int, uow: UnitOfWork, clock: Clock, *, dep
                 return []
             rules = rule_registry.enabled_rules(uow, clock)
             runs = uow.rules.runs_of_events([event.id for event in events])
-            for position, event in enumerate(events):
-                if not _evaluate(uow, event, rules, runs.get(event.id, {}), attempt, done, clock):
-                    done.left = [e.id for e in events[position:]]
-                    break
-                done.finished.append(event.id)
-            uow.outbox.release_many(done.finished)
+            judged = _judge_all(uow, events, rules, runs, attempt, done, clock)
+            _apply_all(uow, judged, attempt, done, clock)
+            uow.outbox.release_many([e.id for e in events if e.id not in done.left])
             uow.commit()  # also keeps the rules enabled_rules may have seeded, with their ids
     except TRANSIENT as exc:
         if attempt.current_rule is not None and not lock_busy(exc):
             automation._record_failed_attempt(uow, attempt.current_rule, attempt.event_id, exc, clock)
         raise
     finally:
-        structlog.contextvars.unbind_contextvars("event_id")
+        structlog.contextvars.unbind_contextvars("event_id", "rule")
     for event_id, recorded in done.recorded:
         automation.report_run(event_id, recorded, clock)
     return done.left
 
 
-def _evaluate(uow: UnitOfWork, event: Event, rules: list[RuleDef], runs: dict[int, RuleRun], attempt: Attempt,
-              done: _Pass, clock: Clock) -> bool:
-    """Apply the event's open rules in this transaction; False when it must wait for the next one."""
-    attempt.event_id = event.id
-    structlog.contextvars.bind_contextvars(event_id=event.id)
-    trigger = Trigger(event, automation.envelope(event))  # through automation: one seam for tests
-    matches = evaluate_rules(trigger.seen, rules, depth=event.causation_depth, depth_limit=attempt.depth_limit)
-    for match in matches:
-        run = runs.get(match.rule.id)
-        if run is not None and run.status != RETRYABLE_STATUS:
+def _judge_all(uow: UnitOfWork, events: list[Event], rules: list[RuleDef], runs: dict[int, dict[int, RuleRun]],
+               attempt: Attempt, done: _Pass, clock: Clock) -> list[Judged]:
+    """Phase one: judge every open rule of every event, in order, up to ``MAX_RULES``; the rules that
+    need no effect are recorded here. Events from the one that hit the bound on are left."""
+    pending: list[Judged] = []
+    for position, event in enumerate(events):
+        attempt.event_id = event.id
+        structlog.contextvars.bind_contextvars(event_id=event.id)
+        trigger = Trigger(event, automation.envelope(event))  # through automation: one seam for tests
+        matches = evaluate_rules(trigger.seen, rules, depth=event.causation_depth, depth_limit=attempt.depth_limit)
+        event_runs = runs.get(event.id, {})
+        open_ = [(m, event_runs.get(m.rule.id)) for m in matches]
+        open_ = [(m, run) for m, run in open_ if run is None or run.status == RETRYABLE_STATUS]
+        if done.applied + len(open_) > MAX_RULES and done.applied > 0:
+            done.left = [e.id for e in events[position:]]
+            break
+        for match, run in open_:
+            if not _step(uow, attempt, done, match.rule.id,
+                         partial(_judge, uow, match, trigger, run, attempt, done, pending, clock)):
+                done.left = [e.id for e in events[position:]]
+                return [j for j in pending if j.trigger.event.id not in done.left]
+    return pending
+
+
+def _judge(uow: UnitOfWork, match: Match, trigger: Trigger, run: RuleRun | None, attempt: Attempt, done: _Pass,
+           pending: list[Judged], clock: Clock) -> None:
+    judged = automation.judge_one(uow, match, trigger, run, attempt, clock)
+    done.applied += 1
+    if judged.outcome is None:
+        pending.append(judged)
+    else:
+        _finish(uow, judged, attempt, done, clock)
+
+
+def _apply_all(uow: UnitOfWork, pending: list[Judged], attempt: Attempt, done: _Pass, clock: Clock) -> None:
+    """Phase two: apply each judged rule's effects and record its run; a busy row stops here and leaves
+    its event (and the ones after it) for the next transaction."""
+    for judged in pending:
+        event_id = judged.trigger.event.id
+        if event_id in done.left:
             continue
-        if done.applied >= MAX_RULES:
+        attempt.event_id = event_id
+        if not _step(uow, attempt, done, judged.match.rule.id, partial(_finish, uow, judged, attempt, done, clock)):
+            done.left = sorted(set(done.left) | {j.trigger.event.id for j in pending if j.trigger.event.id >= event_id})
+            return
+
+
+def _finish(uow: UnitOfWork, judged: Judged, attempt: Attempt, done: _Pass, clock: Clock) -> None:
+    automation.finish_one(uow, judged, attempt, clock)
+    uow.pending_deliveries.extend(attempt.deliveries)
+    attempt.deliveries = []
+    if attempt.recorded is not None:
+        done.recorded.append((judged.trigger.event.id, attempt.recorded))
+        attempt.recorded = None
+
+
+def _step(uow: UnitOfWork, attempt: Attempt, done: _Pass, rule_id: int, step: Callable[[], None]) -> bool:
+    """One step of one rule; False when a row was busy while this transaction held the commit-order lock."""
+    if uow.pending_dispatch and not done.bounded:  # something was appended: the lock is held to COMMIT
+        uow.outbox.bound_lock_waits()
+        done.bounded = True
+    attempt.current_rule = rule_id
+    try:
+        step()
+    except TRANSIENT as exc:
+        if lock_busy(exc) and done.bounded:
+            attempt.current_rule = None
             return False
-        if uow.pending_dispatch and not done.bounded:  # an earlier rule appended: the lock is held to COMMIT
-            uow.outbox.bound_lock_waits()
-            done.bounded = True
-        attempt.current_rule = match.rule.id
-        try:
-            automation.run_one(uow, match, trigger, run, attempt, clock)
-        except TRANSIENT as exc:
-            if lock_busy(exc) and done.applied > 0:
-                attempt.current_rule = None
-                return False
-            raise
-        attempt.current_rule = None
-        done.applied += 1
-        uow.pending_deliveries.extend(attempt.deliveries)
-        attempt.deliveries = []
-        if attempt.recorded is not None:
-            done.recorded.append((event.id, attempt.recorded))
-            attempt.recorded = None
+        raise
+    attempt.current_rule = None
     return True

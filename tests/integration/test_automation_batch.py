@@ -102,11 +102,12 @@ def test_a_poison_event_is_isolated_and_its_batch_mates_finish(api: Api, runtime
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_batch_holding_the_commit_order_lock_never_waits_for_a_writers_row(api: Api, runtime: Any) -> None:
-    """notify_blocked_task appends first (commit-order lock); flag_sprint then wants the sprint a writer holds.
+    """notify_blocked_task appends (commit-order lock); flag_sprint wants the sprint a writer holds.
 
-    The writer waits for the commit-order lock next. The batch gives up the
-    row after a bounded wait, commits the first rule, and applies the second
-    in a transaction of its own once the writer is through: no deadlock.
+    The writer waits for the commit-order lock next. Were the lock taken
+    before the row, the two would deadlock: the batch judges every rule (and
+    locks its rows) before any effect appends, and once it holds the lock it
+    waits for a row only a few milliseconds before committing early.
     """
     from app.store import repositories as repo
     from app.store.event_store import take_commit_order_lock
