@@ -17,8 +17,8 @@ Lock order (rows first, the commit-order lock last) is what bounds a batch.
 The first rule that appends events takes the commit-order lock until COMMIT;
 from then on the transaction waits for a row lock at most a few milliseconds
 (``outbox.bound_lock_waits``) and, when a row is busy, commits what it has and
-goes on in a new transaction. It also commits after ``MAX_RULES`` rules, so
-the API's writers never wait long behind it.
+goes on in a new transaction. It also commits after ``MAX_EFFECTS`` rules
+with effects, so the API's writers never wait long behind it.
 
 A failure that is not transient, outside any rule (an event that cannot be
 decoded), fails the batch: its events are then evaluated one by one by
@@ -48,8 +48,10 @@ log = logging.getLogger(__name__)
 
 # Other pending events one transaction may take on besides the message's own.
 EXTRA_EVENTS = 50
-# Rules applied per transaction: each one after the first that appended holds up the API's writers.
-MAX_RULES = 16
+# Rules judged per transaction, and of them, rules with effects: every effect after the first one that
+# appended runs while the transaction holds the commit-order lock, and the API's writers wait for it.
+MAX_RULES = 32
+MAX_EFFECTS = 4
 
 
 @dataclass
@@ -120,8 +122,9 @@ def _one_pass(todo: list[int], extra: int, uow: UnitOfWork, clock: Clock, *, dep
 
 def _judge_all(uow: UnitOfWork, events: list[Event], rules: list[RuleDef], runs: dict[int, dict[int, RuleRun]],
                attempt: Attempt, done: _Pass, clock: Clock) -> list[Judged]:
-    """Phase one: judge every open rule of every event, in order, up to ``MAX_RULES``; the rules that
-    need no effect are recorded here. Events from the one that hit the bound on are left."""
+    """Phase one: judge every open rule of every event, in order, up to ``MAX_RULES`` rules or
+    ``MAX_EFFECTS`` rules with effects; the rules that need no effect are recorded here. Events from
+    the one that hit a bound on are left."""
     pending: list[Judged] = []
     for position, event in enumerate(events):
         attempt.event_id = event.id
@@ -131,7 +134,7 @@ def _judge_all(uow: UnitOfWork, events: list[Event], rules: list[RuleDef], runs:
         event_runs = runs.get(event.id, {})
         open_ = [(m, event_runs.get(m.rule.id)) for m in matches]
         open_ = [(m, run) for m, run in open_ if run is None or run.status == RETRYABLE_STATUS]
-        if done.applied + len(open_) > MAX_RULES and done.applied > 0:
+        if done.applied > 0 and (done.applied + len(open_) > MAX_RULES or len(pending) >= MAX_EFFECTS):
             done.left = [e.id for e in events[position:]]
             break
         for match, run in open_:

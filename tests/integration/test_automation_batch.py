@@ -52,15 +52,16 @@ def alerts_by_trigger(api: Api) -> dict[str, int]:
     return found
 
 
-def test_one_message_takes_on_every_pending_event_in_one_transaction(api: Api, runtime: Any) -> None:
-    triggers = p0_triggers(api, runtime, 5)
+def test_one_message_takes_on_every_pending_event_a_transaction_per_max_effects(api: Api, runtime: Any) -> None:
+    count = automation_batch.MAX_EFFECTS + 1
+    triggers = p0_triggers(api, runtime, count)
 
     with counting(runtime.engine) as counted:
         assert batch(runtime, triggers[:1]) == {}
 
     assert pending(runtime) == []
-    assert counted.transactions == 1
-    assert sorted(alerts_by_trigger(api).values()) == [1] * 5
+    assert counted.transactions == 2
+    assert sorted(alerts_by_trigger(api).values()) == [1] * count
     for trigger in triggers:
         runs = api.get("/rules/runs", query_string={"event_id": trigger}).get_json()["items"]
         assert [(r["rule_name"], r["status"]) for r in runs] == [("alert_p0_task", "succeeded")]
