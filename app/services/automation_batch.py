@@ -46,12 +46,14 @@ from app.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-# Other pending events one transaction may take on besides the message's own.
-EXTRA_EVENTS = 50
+# Other pending events the first transaction of a message may take on besides the message's own,
+# and the events one transaction claims at most (a sweep's message carries up to a hundred).
+EXTRA_EVENTS = 32
+PASS_EVENTS = 64
 # Rules judged per transaction, and of them, rules with effects: every effect after the first one that
 # appended runs while the transaction holds the commit-order lock, and the API's writers wait for it.
-MAX_RULES = 32
-MAX_EFFECTS = 4
+MAX_RULES = 64
+MAX_EFFECTS = 16
 
 
 @dataclass
@@ -76,7 +78,8 @@ def evaluate_batch(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, d
     todo, extra = sorted({int(i) for i in event_ids}), EXTRA_EVENTS
     while todo:
         try:
-            todo = _one_pass(todo, extra, uow, clock, depth_limit=depth_limit, final=final)
+            left = _one_pass(todo[:PASS_EVENTS], extra, uow, clock, depth_limit=depth_limit, final=final)
+            todo = sorted(set(left) | set(todo[PASS_EVENTS:]))
         except TRANSIENT:
             raise
         except Exception:  # noqa: BLE001 - a poison event among them: one by one isolates it
