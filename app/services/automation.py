@@ -5,6 +5,10 @@ rule (in a savepoint), record its ``automation_rule_runs`` row (UNIQUE
 rule+event) with the effects, commit; then delete the outbox row. A redelivered
 message skips the rules whose runs are recorded, and finds the outbox row gone
 once all are done (DESIGN §3).
+
+The worker's job goes through ``automation_batch`` (many events per
+transaction); this one-event path is what a batch falls back to, one by one,
+when it meets an event it cannot evaluate.
 """
 
 from __future__ import annotations
