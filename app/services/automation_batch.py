@@ -75,7 +75,8 @@ def evaluate_batch(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, d
     ``dead_letter.evaluate_guarded`` does. A transient error propagates (the
     job retries the message; what was committed finds its rows gone).
     """
-    todo, extra = sorted({int(i) for i in event_ids}), EXTRA_EVENTS
+    # A last attempt records transient failures dead: it takes on no other message's events.
+    todo, extra = sorted({int(i) for i in event_ids}), 0 if final else EXTRA_EVENTS
     while todo:
         try:
             left = _one_pass(todo[:PASS_EVENTS], extra, uow, clock, depth_limit=depth_limit, final=final)
