@@ -16,7 +16,8 @@ the median of the per-round ratios reported:
    against the ``eventsourcing`` library's PostgreSQL recorder, 8 threads each.
 
 The machine is shared, so absolute figures are noisy: the ratios are the result.
-Environment: BENCH_SECONDS (per round, default 5), BENCH_ROUNDS (default 2), BENCH_OUT (JSON path).
+Environment: BENCH_SECONDS (per round, default 5), BENCH_ROUNDS (default 2), BENCH_OUT (JSON path),
+BENCH_SECTIONS (comma-separated subset of ``http,latency,append``; default all three).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 CONNECTIONS = (1, 8, 32)
 RATES = (20, 100)
 APPEND_THREADS = 8
+SECTIONS = frozenset(os.environ.get("BENCH_SECTIONS", "http,latency,append").replace(" ", "").split(","))
 _counter = itertools.count(1)
 
 
@@ -89,22 +91,42 @@ def median(rounds: list[dict[str, Any]], key: str) -> float | None:
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
-    http = {c: {k: median(result["http"][str(c)], k) for k in result["http"][str(c)][0]} for c in CONNECTIONS}
+    """Medians per section; a section left out (BENCH_SECTIONS) is left out here too."""
+    summary: dict[str, Any] = {}
+    if result["http"][str(CONNECTIONS[0])]:
+        http = {c: {k: median(result["http"][str(c)], k) for k in result["http"][str(c)][0]} for c in CONNECTIONS}
+        scaling = http[32]["service_rps"] / http[8]["service_rps"]  # type: ignore[operator]
+        summary |= {"http": http, "scaling_8_to_32": round(scaling, 3),
+                    "cpu_vs_bare_8": round(http[8]["service_cpu_ms"] / http[8]["bare_cpu_ms"], 2)}  # type: ignore[operator]
     latency = {}
     for rate in RATES:
         rounds = result["latency"][str(rate)]
+        if not rounds:
+            continue
         latency[rate] = {"rule_p50": statistics.median(r["rule"]["p50"] for r in rounds),
                          "rule_p99": statistics.median(r["rule"]["p99"] for r in rounds),
                          "noop_p50": statistics.median(r["noop"]["p50"] for r in rounds),
                          "noop_p99": statistics.median(r["noop"]["p99"] for r in rounds),
                          "effects_missing": sum(r["rule"]["missing"] for r in rounds)}
-    scaling = http[32]["service_rps"] / http[8]["service_rps"]  # type: ignore[operator]
-    return {"http": http, "scaling_8_to_32": round(scaling, 3),
-            "cpu_vs_bare_8": round(http[8]["service_cpu_ms"] / http[8]["bare_cpu_ms"], 2),  # type: ignore[operator]
-            "latency": latency, "append_vs_eventsourcing": median(result["append"], "ratio")}
+    if latency:
+        summary["latency"] = latency
+    if result["append"]:
+        summary["append_vs_eventsourcing"] = median(result["append"], "ratio")
+    return summary
 
 
 def print_table(summary: dict[str, Any]) -> None:
+    if "http" in summary:
+        _print_http(summary)
+    for rate, lat in summary.get("latency", {}).items():
+        print(f"rules at {rate}/s: p50 {lat['rule_p50']:.1f} ms p99 {lat['rule_p99']:.1f} ms"
+              f" (empty task p50 {lat['noop_p50']:.1f} p99 {lat['noop_p99']:.1f}); effects missing: "
+              f"{lat['effects_missing']}")
+    if "append_vs_eventsourcing" in summary:
+        print(f"in-process append vs eventsourcing ({APPEND_THREADS} threads): x{summary['append_vs_eventsourcing']}")
+
+
+def _print_http(summary: dict[str, Any]) -> None:
     print(f"{'connections':>11} {'service/s':>10} {'bare/s':>8} {'pgbench':>8} {'vs bare':>8} {'vs pgb':>7}"
           f" {'cpu ms':>7} {'bare ms':>8}")
     for c, h in summary["http"].items():
@@ -113,28 +135,27 @@ def print_table(summary: dict[str, Any]) -> None:
               f" {h['vs_bare']:>8.2f} {vs_pgb or float('nan'):>7.3f} {h['service_cpu_ms']:>7.2f}"
               f" {h['bare_cpu_ms']:>8.2f}")
     print(f"scaling 8->32: x{summary['scaling_8_to_32']}   CPU per write vs bare (8 conns): x{summary['cpu_vs_bare_8']}")
-    for rate, lat in summary["latency"].items():
-        print(f"rules at {rate}/s: p50 {lat['rule_p50']:.1f} ms p99 {lat['rule_p99']:.1f} ms"
-              f" (empty task p50 {lat['noop_p50']:.1f} p99 {lat['noop_p99']:.1f}); effects missing: "
-              f"{lat['effects_missing']}")
-    print(f"in-process append vs eventsourcing ({APPEND_THREADS} threads): x{summary['append_vs_eventsourcing']}")
 
 
 def run(stack: Stack) -> dict[str, Any]:
     result: dict[str, Any] = {"http": {str(c): [] for c in CONNECTIONS}, "latency": {str(r): [] for r in RATES},
                               "append": []}
-    recorder = base.Recorder(stack.database_url, APPEND_THREADS)
+    recorder = base.Recorder(stack.database_url, APPEND_THREADS) if "append" in SECTIONS else None
     try:
         for n in range(ROUNDS):
-            for c in CONNECTIONS:
-                result["http"][str(c)].append(http_round(stack, c))
-            stack.settle(30)
-            for rate in RATES:
-                result["latency"][str(rate)].append(latency_round(stack, rate))
-            result["append"].append(append_round(stack, recorder))
+            if "http" in SECTIONS:
+                for c in CONNECTIONS:
+                    result["http"][str(c)].append(http_round(stack, c))
+                stack.settle(30)
+            if "latency" in SECTIONS:
+                for rate in RATES:
+                    result["latency"][str(rate)].append(latency_round(stack, rate))
+            if recorder is not None:
+                result["append"].append(append_round(stack, recorder))
             print(f"round {n + 1}/{ROUNDS} done", flush=True)
     finally:
-        recorder.close()
+        if recorder is not None:
+            recorder.close()
     return result
 
 
@@ -148,6 +169,7 @@ def main() -> None:
     out = Path(os.environ.get("BENCH_OUT", procs.ROOT / "var" / "bench" / f"fair-{started:%Y%m%dT%H%M%S}.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"started": started.isoformat(), "seconds": SECONDS, "rounds": ROUNDS,
+                               "sections": sorted(SECTIONS),
                                "summary": summary, "raw": result}, indent=2, default=str))
     print_table(summary)
     print(f"written: {out}")

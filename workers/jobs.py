@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from app.relay import EVALUATE, SWEEP
-from app.services import automation, dead_letter, outbox
+from app.services import automation, automation_batch, dead_letter, outbox
 from workers.celery_app import celery, relay, runtime, settings
 
 log = logging.getLogger(__name__)
@@ -23,12 +23,13 @@ RETRY = {
 
 @celery.task(name=EVALUATE, bind=True, max_retries=settings.automation_max_retries, **RETRY)
 def evaluate(self: Any, event_ids: list[int]) -> None:
-    """Run every matching rule for these events; safe to deliver twice. Events that failed (not
+    """Run every matching rule for these events (and other pending ones, in batches); safe to deliver twice. Events that failed (not
     transiently) are sent again after a backoff until dead-lettered (ORCH_OUTBOX_MAX_DELIVERIES)."""
     rt = runtime()
-    again = dead_letter.evaluate_guarded(event_ids, rt.uow(), rt.clock, depth_limit=rt.settings.causation_depth_limit,
-                                         final=self.request.retries >= self.max_retries,
-                                         max_deliveries=rt.settings.outbox_max_deliveries)
+    again = automation_batch.evaluate_batch(event_ids, rt.uow(), rt.clock,
+                                            depth_limit=rt.settings.causation_depth_limit,
+                                            final=self.request.retries >= self.max_retries,
+                                            max_deliveries=rt.settings.outbox_max_deliveries)
     if again:
         try:
             self.apply_async(args=[sorted(again)], countdown=dead_letter.backoff(max(again.values())))

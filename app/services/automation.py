@@ -5,12 +5,16 @@ rule (in a savepoint), record its ``automation_rule_runs`` row (UNIQUE
 rule+event) with the effects, commit; then delete the outbox row. A redelivered
 message skips the rules whose runs are recorded, and finds the outbox row gone
 once all are done (DESIGN §3).
+
+The worker's job goes through ``automation_batch`` (many events per
+transaction); this one-event path is what a batch falls back to, one by one,
+when it meets an event it cannot evaluate.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,6 +31,7 @@ from app.domain.runs import RETRYABLE, RunStatus, Verdict
 from app.services import rule_effects, rule_facts, rule_registry, signal_events, webhooks
 from app.store.errors import TRANSIENT
 from app.store.event_store import envelope
+from app.store.outbox_rows import lock_busy
 from app.store.tables import Event, RuleRun
 from app.store.uow import Repositories, UnitOfWork
 
@@ -84,7 +89,7 @@ def _pending_rules(uow: UnitOfWork, event_id: int, attempt: Attempt, clock: Cloc
         if not uow.outbox.claim(event_id):
             return []
         event = uow.events.get(event_id)
-        trigger = _Trigger(event, envelope(event)) if event is not None else None
+        trigger = Trigger(event, envelope(event)) if event is not None else None
         matches = _open_matches(uow, trigger, attempt, clock) if trigger is not None else []
         if len(matches) == 1 and trigger is not None:
             match, run = matches[0]
@@ -97,14 +102,14 @@ def _pending_rules(uow: UnitOfWork, event_id: int, attempt: Attempt, clock: Cloc
 
 
 @dataclass(frozen=True)
-class _Trigger:
+class Trigger:
     """The event a rule runs on, and its envelope (built once per transaction)."""
 
     event: Event
     seen: dict[str, Any]
 
 
-Open = tuple[Match, RuleRun | None, _Trigger]
+Open = tuple[Match, RuleRun | None, Trigger]
 
 
 def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, clock: Clock, *,
@@ -131,7 +136,7 @@ def _apply_claimed(uow: UnitOfWork, event_id: int, found: Open | None, attempt: 
     if found is not None:
         match, run, trigger = found
         attempt.current_rule = match.rule.id
-        _run_one(uow, match, trigger, run, attempt, clock)
+        run_one(uow, match, trigger, run, attempt, clock)
         uow.pending_deliveries.extend(attempt.deliveries)
         attempt.deliveries = []
     if last:
@@ -145,11 +150,16 @@ def _report(attempt: Attempt, clock: Clock) -> None:
     """After the commit: one INFO line and the run metrics (latency: trigger commit to this commit)."""
     if attempt.recorded is None:
         return
-    rule, outcome, triggered = attempt.recorded
-    attempt.recorded = None
+    recorded, attempt.recorded = attempt.recorded, None
+    report_run(attempt.event_id, recorded, clock)
+
+
+def report_run(event_id: int, recorded: tuple[str, str, datetime], clock: Clock) -> None:
+    """One committed run: its metrics and INFO line."""
+    rule, outcome, triggered = recorded
     latency = (clock() - as_utc(triggered)).total_seconds()
     metrics.rule_ran(rule, outcome, latency)
-    runs_log.info("rule run", event_id=attempt.event_id, rule=rule, outcome=outcome,
+    runs_log.info("rule run", event_id=event_id, rule=rule, outcome=outcome,
                   latency_ms=round(latency * 1000, 1))
 
 
@@ -161,10 +171,10 @@ def _still_open(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt) 
         return None
     seen = envelope(event)
     matches = evaluate_rules(seen, [rule], depth=event.causation_depth, depth_limit=attempt.depth_limit)
-    return (matches[0], run, _Trigger(event, seen)) if matches else None
+    return (matches[0], run, Trigger(event, seen)) if matches else None
 
 
-def _open_matches(uow: UnitOfWork, trigger: _Trigger, attempt: Attempt,
+def _open_matches(uow: UnitOfWork, trigger: Trigger, attempt: Attempt,
                   clock: Clock) -> list[tuple[Match, RuleRun | None]]:
     """Matches of enabled rules that have no finished run for this event yet, with their runs so far."""
     rules = rule_registry.enabled_rules(uow, clock)
@@ -186,34 +196,78 @@ class Outcome:
     deliveries: list[Effect] = field(default_factory=list)
 
 
-def _run_one(uow: UnitOfWork, match: Match, trigger: _Trigger, run: RuleRun | None, attempt: Attempt,
-             clock: Clock) -> None:
-    """Apply one rule in a savepoint; a failure that will not be retried is recorded ``dead``."""
-    event = trigger.event
-    savepoint = uow.savepoint()
-    try:
-        with structlog.contextvars.bound_contextvars(rule=match.rule.name):
-            outcome = _apply(uow, match, trigger, clock)
-        savepoint.commit()
-    except TRANSIENT as exc:
-        savepoint.rollback()
-        if not attempt.final:
-            raise
-        outcome = _dead(uow, match, event, run, exc, clock)
-    except Exception as exc:  # noqa: BLE001 - a broken action must not stop the other rules; it is recorded dead
-        savepoint.rollback()
-        log.exception("rule %s failed on event %s", match.rule.name, event.id)
-        outcome = _dead(uow, match, event, run, exc, clock)
-    attempt.recorded = (match.rule.name, outcome.status, event.emitted_at)
-    recorded = _record(uow, run, match.rule.id, event.id, outcome, clock)
+@dataclass
+class Judged:
+    """A rule judged on an event: its run so far, and either its outcome or the effects still to apply."""
+
+    match: Match
+    trigger: Trigger
+    run: RuleRun | None
+    outcome: Outcome | None = None
+    local: list[Effect] = field(default_factory=list)
+    calls: list[Effect] = field(default_factory=list)
+
+
+def run_one(uow: UnitOfWork, match: Match, trigger: Trigger, run: RuleRun | None, attempt: Attempt,
+            clock: Clock) -> None:
+    """Judge and apply one rule in one savepoint, then record its run; a failure that will not be
+    retried is recorded ``dead``."""
+    judged = Judged(match, trigger, run)
+
+    def judge_and_apply() -> None:
+        _judge(uow, judged)
+        if judged.outcome is None:
+            _apply_effects(uow, judged, clock)
+
+    _guarded(uow, judged, attempt, clock, judge_and_apply)
+    finish_one(uow, judged, attempt, clock)
+
+
+def judge_one(uow: UnitOfWork, match: Match, trigger: Trigger, run: RuleRun | None, attempt: Attempt,
+              clock: Clock) -> Judged:
+    """Everything of a rule before its effects, in a savepoint: reads as of the trigger, live rows
+    locked. Appends nothing (unless the rule dies), so it never takes the commit-order lock."""
+    judged = Judged(match, trigger, run)
+    _guarded(uow, judged, attempt, clock, lambda: _judge(uow, judged))
+    return judged
+
+
+def finish_one(uow: UnitOfWork, judged: Judged, attempt: Attempt, clock: Clock) -> None:
+    """Apply a judged rule's effects (in a savepoint) unless it already has an outcome; record its run."""
+    if judged.outcome is None:
+        _guarded(uow, judged, attempt, clock, lambda: _apply_effects(uow, judged, clock))
+    outcome, event = judged.outcome, judged.trigger.event
+    assert outcome is not None
+    attempt.recorded = (judged.match.rule.name, outcome.status, event.emitted_at)
+    recorded = _record(uow, judged.run, judged.match.rule.id, event.id, outcome, clock)
     attempt.deliveries.extend(webhooks.schedule(uow.webhooks, recorded, outcome.deliveries, clock))
 
 
-def _apply(uow: UnitOfWork, match: Match, trigger: _Trigger, clock: Clock) -> Outcome:
-    """Plan as of the trigger's place in the log; apply only what live state, under lock, still calls for."""
-    event, seen = trigger.event, trigger.seen
+def _guarded(uow: UnitOfWork, judged: Judged, attempt: Attempt, clock: Clock, step: Callable[[], None]) -> None:
+    """Run a step of a rule in a savepoint; a failure that will not be retried makes the outcome ``dead``."""
+    match, event = judged.match, judged.trigger.event
+    savepoint = uow.savepoint()
+    try:
+        with structlog.contextvars.bound_contextvars(rule=match.rule.name):
+            step()
+        savepoint.commit()
+    except TRANSIENT as exc:
+        savepoint.rollback()
+        if not attempt.final or lock_busy(exc):  # a busy row (see automation_batch) is never a rule's fault
+            raise
+        judged.outcome = _dead(uow, match, event, judged.run, exc, clock)
+    except Exception as exc:  # noqa: BLE001 - a broken action must not stop the other rules; it is recorded dead
+        savepoint.rollback()
+        log.exception("rule %s failed on event %s", match.rule.name, event.id)
+        judged.outcome = _dead(uow, match, event, judged.run, exc, clock)
+
+
+def _judge(uow: UnitOfWork, judged: Judged) -> None:
+    """Plan as of the trigger's place in the log; keep only what live state, under lock, still calls for."""
+    match, event, seen = judged.match, judged.trigger.event, judged.trigger.seen
     if match.verdict == Verdict.LOOP:
-        return Outcome(RunStatus.LOOP, error=f"causation depth {event.causation_depth} reached the limit")
+        judged.outcome = Outcome(RunStatus.LOOP, error=f"causation depth {event.causation_depth} reached the limit")
+        return
     action = rule_registry.actions().get(match.rule.action.name)
     if action is None:
         raise LookupError(f"no action named {match.rule.action.name!r} in this worker")
@@ -221,19 +275,27 @@ def _apply(uow: UnitOfWork, match: Match, trigger: _Trigger, clock: Clock) -> Ou
     states = rule_facts.DatabaseStates(uow.db)
     planned, found = rule_facts.plan_as_of(states, action, params, seen)
     if not planned:
-        return Outcome(RunStatus.SKIPPED, reason=judgement.NOTHING_TO_DO.format(event=event.id))
+        judged.outcome = Outcome(RunStatus.SKIPPED, reason=judgement.NOTHING_TO_DO.format(event=event.id))
+        return
     superseded = rule_facts.superseded_by(states, match.rule, action, seen, planned, found.streams)
     if superseded:
-        return Outcome(RunStatus.SKIPPED, reason=superseded)
+        judged.outcome = Outcome(RunStatus.SKIPPED, reason=superseded)
+        return
     live = action.plan(seen, params, rule_effects.gather_facts(uow, seen, action.needs(params), lock=True))
     stale = judgement.stale(planned, live)
     if stale:
-        return Outcome(RunStatus.SKIPPED, reason=judgement.describe_stale(stale))
-    ctx = rule_effects.effect_context(match.rule.name, event)
-    local = [e for e in planned if not isinstance(e, CallWebhook)]
-    produced = rule_effects.apply_effects(uow, local, ctx, clock)
-    calls = [e for e in planned if isinstance(e, CallWebhook)]
-    return Outcome(RunStatus.DELIVERING if calls else RunStatus.SUCCEEDED, produced, deliveries=list(calls))
+        judged.outcome = Outcome(RunStatus.SKIPPED, reason=judgement.describe_stale(stale))
+        return
+    judged.local = [e for e in planned if not isinstance(e, CallWebhook)]
+    judged.calls = [e for e in planned if isinstance(e, CallWebhook)]
+
+
+def _apply_effects(uow: UnitOfWork, judged: Judged, clock: Clock) -> None:
+    """The effects of a judged rule: the appends (and with them the commit-order lock) come here."""
+    ctx = rule_effects.effect_context(judged.match.rule.name, judged.trigger.event)
+    produced = rule_effects.apply_effects(uow, judged.local, ctx, clock)
+    judged.outcome = Outcome(RunStatus.DELIVERING if judged.calls else RunStatus.SUCCEEDED, produced,
+                             deliveries=list(judged.calls))
 
 
 def _describe(exc: BaseException) -> str:

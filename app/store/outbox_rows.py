@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import case, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from app.store.tables import OutboxEntry
+from app.store.tables import Event, OutboxEntry
+
+# SQLSTATE lock_not_available: a row lock was not granted within ``lock_timeout``.
+LOCK_NOT_AVAILABLE = "55P03"
+# How long a batch that already holds the commit-order lock waits for a row lock before it commits early.
+HOLDING_LOCK_TIMEOUT_MS = 20
 
 
 class OutboxRepository:
@@ -23,6 +29,34 @@ class OutboxRepository:
     def release(self, event_id: int) -> None:
         self._db.execute(delete(OutboxEntry).where(OutboxEntry.event_id == event_id))
 
+    def claim_batch(self, event_ids: Sequence[int], extra: int) -> list[Event]:
+        """Lock the rows of these events, and up to ``extra`` other pending ones, skipping held rows; one
+        statement that also returns the events, oldest first.
+
+        Extra rows are only those no failure is being backed off for
+        (``failures = 0``): a poison event keeps its own pace.
+        """
+        wanted = OutboxEntry.event_id.in_(list(event_ids))
+        which = or_(wanted, OutboxEntry.failures == 0) if extra > 0 else wanted
+        stmt = (select(Event).join(OutboxEntry, OutboxEntry.event_id == Event.id).where(which)
+                .order_by(case((wanted, 0), else_=1), OutboxEntry.event_id).limit(len(event_ids) + max(extra, 0))
+                .with_for_update(of=OutboxEntry, skip_locked=True))
+        return sorted(self._db.scalars(stmt), key=lambda event: event.id)
+
+    def release_many(self, event_ids: Sequence[int]) -> None:
+        if event_ids:
+            self._db.execute(delete(OutboxEntry).where(OutboxEntry.event_id.in_(list(event_ids))))
+
+    def bound_lock_waits(self) -> None:
+        """From here to COMMIT, give up on a row lock after a few milliseconds (PostgreSQL).
+
+        For a transaction that holds the commit-order lock: waiting on a row
+        while holding it could deadlock with a writer that holds the row and
+        waits for the lock, and would stall every writer meanwhile.
+        """
+        if self._db.get_bind().dialect.name == "postgresql":
+            self._db.execute(text(f"SET LOCAL lock_timeout = '{HOLDING_LOCK_TIMEOUT_MS}ms'"))
+
     def due(self, now: datetime, older_than: float, redispatch_after: timedelta, limit: int) -> list[Any]:
         """Rows pending longer than ``older_than`` seconds and not re-published lately; locked, skipping held ones."""
         created_before = now - timedelta(seconds=older_than)
@@ -36,3 +70,9 @@ class OutboxRepository:
         """How many rows are pending, and when the oldest was created."""
         pending, oldest = self._db.execute(select(func.count(), func.min(OutboxEntry.created_at))).one()
         return int(pending), oldest
+
+
+def lock_busy(exc: BaseException) -> bool:
+    """Did the database refuse a row lock after ``lock_timeout`` (see ``bound_lock_waits``)?"""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == LOCK_NOT_AVAILABLE

@@ -74,6 +74,14 @@ class RuleRepository:
         """Every run recorded for the event, whatever its status."""
         return list(self._db.scalars(select(RuleRun).where(RuleRun.event_id == event_id)))
 
+    def runs_of_events(self, event_ids: list[int]) -> dict[int, dict[int, RuleRun]]:
+        """``{event id: {rule id: run}}`` for every run recorded for these events: a batch's one read."""
+        found: dict[int, dict[int, RuleRun]] = {}
+        if event_ids:
+            for run in self._db.scalars(select(RuleRun).where(RuleRun.event_id.in_(event_ids))):
+                found.setdefault(run.event_id, {})[run.rule_id] = run
+        return found
+
     def get_run(self, run_id: int, *, lock: bool = False) -> RuleRun | None:
         return self._db.get(RuleRun, run_id, with_for_update=lock)
 
