@@ -38,7 +38,7 @@ from app.store.uow import Repositories, UnitOfWork
 log = logging.getLogger(__name__)
 runs_log = structlog.get_logger("app.automation")
 
-__all__ = ["TRANSIENT", "evaluate_event", "evaluate_events", "record_rule_failed"]
+__all__ = ["TRANSIENT", "envelope", "evaluate_event", "evaluate_events", "record_rule_failed"]
 RETRYABLE_STATUS = RETRYABLE
 
 
