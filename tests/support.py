@@ -165,3 +165,45 @@ def move_marked_to_archive(runtime: Any) -> None:
                              "FROM orchestration_events WHERE archived_at IS NOT NULL"))
         session.execute(text("DELETE FROM orchestration_events WHERE archived_at IS NOT NULL"))
         uow.commit()
+
+
+FLAG_SPRINT_RULE = {
+    "name": "flag_sprint",
+    "trigger": {"type": "orchestration.task.status_changed",
+                "conditions": [{"path": "status", "op": "changed_to", "value": "blocked"}]},
+    "action": {"name": "set_field", "params": {"field": "title", "value": "has a blocked task", "target": "sprint"}},
+}
+
+
+def evaluate_beside_a_writer_holding_the_sprint(runtime: Any, sprint_code: str, evaluate: Any) -> list[BaseException]:
+    """The lock-order scenario: a writer holds ``sprint_code``'s row while ``evaluate()`` runs in a thread;
+    once that thread waits on a lock, the writer takes the commit-order lock and commits, which deadlocks
+    if the evaluation held that lock while waiting for the row. Returns what the evaluation raised."""
+    import threading
+    import time
+
+    from app.store import repositories
+    from app.store.event_store import take_commit_order_lock
+
+    writer = runtime.writer()
+    repositories.find_sprint(writer, sprint_code, lock=True)
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            evaluate()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's assertion
+            failures.append(exc)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    deadline = time.monotonic() + 20
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    with runtime.engine.connect() as probe:
+        while probe.execute(text(waiting)).scalar() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    take_commit_order_lock(writer)
+    writer.commit()
+    writer.close()
+    thread.join(30)
+    return failures

@@ -7,17 +7,15 @@ the commit-order lock never waits on a row a writer holds (PostgreSQL).
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.services import automation, automation_batch
 from app.store.tables import OutboxEntry
 from tests.integration.test_worker_statements import counting
-from tests.support import Api
+from tests.support import FLAG_SPRINT_RULE, Api, evaluate_beside_a_writer_holding_the_sprint
 
 ALERT = "orchestration.alert.raised"
 
@@ -110,41 +108,14 @@ def test_a_batch_holding_the_commit_order_lock_never_waits_for_a_writers_row(api
     locks its rows) before any effect appends, and once it holds the lock it
     waits for a row only a few milliseconds before committing early.
     """
-    from app.store import repositories as repo
-    from app.store.event_store import take_commit_order_lock
-
-    rule = {"name": "flag_sprint", "trigger": {"type": "orchestration.task.status_changed", "conditions": [
-        {"path": "status", "op": "changed_to", "value": "blocked"}]},
-        "action": {"name": "set_field", "params": {"field": "title", "value": "has a blocked task",
-                                                   "target": "sprint"}}}
-    assert api.post("/rules", json=rule).status_code == 201
+    assert api.post("/rules", json=FLAG_SPRINT_RULE).status_code == 201
     api.create_sprint("S-LOCK")
     api.create_task("T-LOCK", "S-LOCK")
     batch(runtime, pending(runtime))
     api.update_task("T-LOCK", status="blocked")
     [changed] = api.events(entity_code="T-LOCK", type="orchestration.task.status_changed")
 
-    writer = runtime.writer()
-    repo.find_sprint(writer, "S-LOCK", lock=True)
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            batch(runtime, [changed["id"]])
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            failures.append(exc)
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    deadline = time.monotonic() + 20
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    with runtime.engine.connect() as probe:
-        while probe.execute(text(waiting)).scalar() == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    take_commit_order_lock(writer)  # deadlocks here if the batch still held it while waiting
-    writer.commit()
-    writer.close()
-    thread.join(30)
+    failures = evaluate_beside_a_writer_holding_the_sprint(runtime, "S-LOCK", lambda: batch(runtime, [changed["id"]]))
 
     assert failures == []
     assert api.get("/sprints/S-LOCK").get_json()["title"] == "has a blocked task"

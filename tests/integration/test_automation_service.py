@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from app.domain.rule_actions import RaiseSignal
 from app.services import automation, rule_registry
 from app.store.tables import OutboxEntry, Rule
-from tests.support import Api
+from tests.support import FLAG_SPRINT_RULE, Api, evaluate_beside_a_writer_holding_the_sprint
 
 calls = {"n": 0}
 
@@ -98,46 +98,14 @@ def test_rules_of_one_event_never_hold_the_commit_order_lock_while_waiting_for_a
     as every API change does. Were both rules in one transaction, the two
     would deadlock; applied one transaction per rule, the writer goes first.
     """
-    import threading
-    import time
-
-    from sqlalchemy import text
-
-    from app.store import repositories as repo
-    from app.store.event_store import take_commit_order_lock
-
-    rule = {"name": "flag_sprint", "trigger": {"type": "orchestration.task.status_changed", "conditions": [
-        {"path": "status", "op": "changed_to", "value": "blocked"}]},
-        "action": {"name": "set_field", "params": {"field": "title", "value": "has a blocked task",
-                                                   "target": "sprint"}}}
-    assert api.post("/rules", json=rule).status_code == 201
+    assert api.post("/rules", json=FLAG_SPRINT_RULE).status_code == 201
     api.create_sprint("S-LOCK")
     api.create_task("T-LOCK", "S-LOCK")
     drain(runtime)
     api.update_task("T-LOCK", status="blocked")
     [changed] = api.events(entity_code="T-LOCK", type="orchestration.task.status_changed")
 
-    writer = runtime.writer()
-    repo.find_sprint(writer, "S-LOCK", lock=True)
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            evaluate(runtime, changed["id"])
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            failures.append(exc)
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    deadline = time.monotonic() + 20
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    with runtime.engine.connect() as probe:
-        while probe.execute(text(waiting)).scalar() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    take_commit_order_lock(writer)  # deadlocks here if the worker still holds it
-    writer.commit()
-    writer.close()
-    thread.join(30)
+    failures = evaluate_beside_a_writer_holding_the_sprint(runtime, "S-LOCK", lambda: evaluate(runtime, changed["id"]))
 
     assert failures == []
     assert api.get("/sprints/S-LOCK").get_json()["title"] == "has a blocked task"
