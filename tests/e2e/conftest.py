@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,20 @@ def wait_until_healthy(base: str, process: subprocess.Popen[bytes], seconds: flo
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{base} did not become healthy")
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], port: int) -> Iterator[str]:
+    """The project's gunicorn (``gunicorn.conf.py``) serving the app with ``env``: its base URL once healthy."""
+    process = subprocess.Popen([str(BIN / "gunicorn"), "app:create_app()"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base, process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+        process.wait(30)
 
 
 def cli_token(env: dict[str, str], role: str = "admin", actor: str = "user:e2e") -> str:
@@ -57,15 +72,8 @@ def gunicorn_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str
     env = {**os.environ, "DATABASE_URL": pg_url, "PORT": str(port), "ARCHIVE_DIR": str(tmp_path / "archive"),
            "ORCH_BROKER_DIR": str(tmp_path / "broker"), "ORCH_DISPATCH_AFTER_COMMIT": "0",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    process = subprocess.Popen([str(BIN / "gunicorn"), "app:create_app()"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, process)
+    with gunicorn(env, port) as base:
         yield base, env
-    finally:
-        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-        process.wait(30)
 
 
 @pytest.fixture(scope="session")
@@ -81,12 +89,5 @@ def sqlite_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
            "ARCHIVE_DIR": str(tmp_path / "archive"), "ORCH_BROKER_DIR": str(tmp_path / "broker"),
            "ORCH_STREAM_SLOT_DIR": str(tmp_path / "streams"), "ORCH_DISPATCH_AFTER_COMMIT": "0"}
     env.pop("REDIS_URL", None)
-    process = subprocess.Popen([str(BIN / "gunicorn"), "app:create_app()"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, process)
+    with gunicorn(env, port) as base:
         yield base, env
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(30)
