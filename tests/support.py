@@ -177,16 +177,18 @@ FLAG_SPRINT_RULE = {
 
 def evaluate_beside_a_writer_holding_the_sprint(runtime: Any, sprint_code: str, evaluate: Any) -> list[BaseException]:
     """The lock-order scenario: a writer holds ``sprint_code``'s row while ``evaluate()`` runs in a thread;
-    once that thread waits on a lock, the writer takes the commit-order lock and commits, which deadlocks
-    if the evaluation held that lock while waiting for the row. Returns what the evaluation raised."""
+    once that thread waits on a lock, the writer appends (registering in flight, as every writer does)
+    and commits; the evaluation must then go on, neither deadlocked nor failed. Returns what it raised."""
     import threading
     import time
 
+    from app.domain.events import PlannedEvent
+    from app.services.context import ChangeContext
     from app.store import repositories
-    from app.store.event_store import take_commit_order_lock
+    from app.store.event_store import append
 
     writer = runtime.writer()
-    repositories.find_sprint(writer, sprint_code, lock=True)
+    sprint = repositories.find_sprint(writer, sprint_code, lock=True)
     failures: list[BaseException] = []
 
     def worker() -> None:
@@ -202,7 +204,10 @@ def evaluate_beside_a_writer_holding_the_sprint(runtime: Any, sprint_code: str, 
     with runtime.engine.connect() as probe:
         while probe.execute(text(waiting)).scalar() == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-    take_commit_order_lock(writer)
+    title, sprint.title = sprint.title, "held by a writer"
+    append(writer, repositories.stream_of("sprint", sprint),
+           [PlannedEvent("orchestration.sprint.updated", {"title": {"before": title, "after": sprint.title}})],
+           ChangeContext(actor="user:writer").meta(), runtime.clock())
     writer.commit()
     writer.close()
     thread.join(30)

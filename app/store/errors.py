@@ -5,8 +5,13 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+
+class LogNotSettled(Exception):
+    """An earlier event was still in flight after waiting (``event_fence.wait_settled``): try again later."""
+
+
 # Errors worth retrying: the database was unreachable, busy, or chose us as a deadlock victim.
-TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout, LogNotSettled)
 
 
 class DuplicateRow(IntegrityError):

@@ -1,5 +1,8 @@
 """Keyset pages of the log under any combination of scopes (``uow.event_pages``).
 
+Pages stop at the visible bound (``event_fence``), so a client following
+``after=`` cursors never moves past an event that commits late.
+
 A page holds at most ``limit`` events and ``PAGE_BYTE_BUDGET`` bytes; one row
 more than asked tells whether there is a next page. Archived events come from
 their own table when the filter asks for them.
@@ -18,6 +21,7 @@ from app.domain.paging import take_within_budget
 from app.store import archive_reads
 from app.store import event_queries as q
 from app.store.envelopes import envelope
+from app.store.event_fence import visible_bound
 from app.store.tables import Event
 
 Page = tuple[list[dict[str, Any]], int | None]
@@ -72,6 +76,9 @@ class EventPages:
 
     def _page(self, stmt: Select[tuple[Event]], after_id: int, limit: int, *, fenced: bool = False,
               include_archived: bool = False, lead: tuple[Any, ...] = ()) -> Page:
+        bound = visible_bound(self._db)  # its own statement, before the read's snapshot
+        if bound is not None:
+            stmt = stmt.where(Event.id <= bound)
         query = (archive_reads.page(stmt, after_id, limit + 1, fenced=fenced) if include_archived
                  else q.keyset(stmt, after_id, limit + 1, fenced=fenced, lead=lead))
         with self._db.scalars(query.execution_options(yield_per=FETCH_BATCH)) as result:

@@ -273,8 +273,8 @@ def index_led(flt: EventFilter) -> IndexLed:
 
 def keyset(stmt: Select, after_id: int, limit: int, *, fenced: bool = False,  # type: ignore[type-arg]
            lead: tuple[Any, ...] = ()) -> Select:  # type: ignore[type-arg]
-    """Oldest first by id, after ``after_id``; ids become visible in commit order,
-    so ``id > cursor`` skips nothing.
+    """Oldest first by id, after ``after_id`` (the caller bounds ``id`` by
+    ``event_fence.visible_bound``, so ``id > cursor`` skips nothing).
 
     ``fenced`` is for scopes made of several index probes (a correlation, an
     entity chain): their matching ids are gathered first (a materialized CTE),

@@ -1,4 +1,4 @@
-"""Appending to the log: sequence, hash chain, commit order, outbox and rollups."""
+"""Appending to the log: sequence, hash chain, in-flight registration, outbox and rollups."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.domain.changes import ChangeContext
@@ -16,8 +15,8 @@ from app.domain.events import PlannedEvent
 from app.domain.hashing import CURRENT, event_hash
 from app.store import snapshots
 from app.store.envelopes import envelope as envelope  # re-exported: the public shape, read everywhere
-from app.store.event_tail import COMMIT_ORDER_LOCK, append_rows
 from app.store.event_tail import add_to_rollups as add_to_rollups  # re-exported: archiving moves counts
+from app.store.event_tail import append_rows
 from app.store.event_tail import hour_bucket as hour_bucket  # re-exported: archiving counts by it too
 from app.store.tables import Event as Event  # re-exported: what append() answers
 from app.store.tables import StreamMixin
@@ -40,12 +39,6 @@ class StreamRef:
     correlation_id: str
     priority: str
     row: StreamMixin | None = field(default=None, repr=False)
-
-
-def take_commit_order_lock(session: Session) -> None:
-    """Only for tests and tools that must hold the writers' lock themselves."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COMMIT_ORDER_LOCK})
 
 
 def append(
@@ -73,7 +66,7 @@ def append(
         row.version = version + len(planned)
         row.last_hash = last_hash
         row.updated_at = now
-    session.flush()  # the row's UPDATE, before the commit-order lock: the tail holds it only to COMMIT
+    session.flush()  # the row's UPDATE, then the tail: one statement, then COMMIT
     queued = append_rows(session, rows, envelopes, now, dispatch=dispatch and meta.trigger_rules)
     session.info.setdefault(QUEUED, set()).update(queued)
     if row is not None:

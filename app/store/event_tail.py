@@ -1,16 +1,12 @@
-"""The serial tail of a write: commit-order lock, events, outbox rows and rollups in one round trip.
+"""The tail of a write: events, outbox rows and rollups in one round trip.
 
-Ids come from a sequence at INSERT time but become visible at COMMIT, so a
-reader paging by ``id > cursor`` could skip a row that commits late. Writers
-therefore take a transaction-level advisory lock before the events' INSERT
-and keep it to COMMIT (DESIGN §3). What matters is how long they keep it:
-everything else of the write (row lock, row UPDATE, hashing, the response)
-happens before, and on PostgreSQL the tail is **one statement**
-(``TAIL_SQL``): the lock, the events, their outbox rows and the rollup
-upserts, followed by COMMIT. The serial section is the server's work for
-that statement plus the commit, no client round trip or Python in between.
-Hot rollup rows (same hour, type, actor) are only touched inside that
-section, so they add no serial point of their own.
+Everything else of the write (row lock, row UPDATE, hashing, the response)
+happens before; on PostgreSQL the tail is **one statement** (``tail_sql``)
+followed by COMMIT. It starts by registering the transaction as in flight
+(``event_fence.REGISTER_SQL``, a shared advisory lock keyed below every id it
+is about to draw), which is what lets readers that follow the log by id stop
+short of a late commit (``event_fence.visible_bound``). Writers never wait on
+each other for it, so concurrent commits share their WAL flushes.
 
 An event gets an outbox row only if some enabled rule's trigger could match
 it (``domain.interest.may_trigger``), judged from the rule index cached in
@@ -40,10 +36,8 @@ from app.domain.clock import as_utc
 from app.domain.interest import may_trigger
 from app.store import rule_index
 from app.store.bell import note_appended
+from app.store.event_fence import REGISTER_SQL
 from app.store.tables import Event, EventRollup, OutboxEntry
-
-# Held from the events' INSERT to COMMIT, so ids become visible in id order.
-COMMIT_ORDER_LOCK = 7_236_052_154_312_557_101
 
 
 def hour_bucket(moment: datetime) -> datetime:
@@ -118,7 +112,7 @@ def tail_sql(columns: tuple[Column, ...]) -> str:
     record = ", ".join(f'"{n}" {table.c[n].type.compile(dialect=dialect)}' for n in names) + ", ord int"
     quoted = ", ".join(f'"{n}"' for n in names)
     return f"""
-WITH fence AS (SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}) AS held),
+WITH fence AS {REGISTER_SQL},
 ins AS (
   INSERT INTO orchestration_events ({quoted})
   SELECT {", ".join(f'e."{n}"' for n in names)}

@@ -6,38 +6,51 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, text
+from sqlalchemy import and_, case, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from app.store.event_fence import wait_settled
 from app.store.tables import Event, OutboxEntry
 
 # SQLSTATE lock_not_available: a row lock was not granted within ``lock_timeout``.
 LOCK_NOT_AVAILABLE = "55P03"
 # How long a batch that already holds the commit-order lock waits for a row lock before it commits early.
 HOLDING_LOCK_TIMEOUT_MS = 20
+# How long a claim waits for writers still committing events before the claimed ones (milliseconds,
+# normally); past it ``LogNotSettled`` (transient) sends the job back to be retried.
+SETTLE_TIMEOUT = 5.0
 
 
 class OutboxRepository:
     def __init__(self, db: Session) -> None:
         self._db = db
 
-    def claim(self, event_id: int) -> bool:
-        """Lock the event's row, skipping it when another delivery holds it; False when gone or held."""
+    def claim(self, event_id: int, settle_timeout: float = SETTLE_TIMEOUT) -> bool:
+        """Lock the event's row, skipping it when another delivery holds it; False when gone or held.
+        First waits for the log to be complete below the event (as ``claim_batch``)."""
+        wait_settled(self._db, event_id, settle_timeout)
         stmt = select(OutboxEntry.event_id).where(OutboxEntry.event_id == event_id).with_for_update(skip_locked=True)
         return self._db.scalars(stmt).first() is not None
 
     def release(self, event_id: int) -> None:
         self._db.execute(delete(OutboxEntry).where(OutboxEntry.event_id == event_id))
 
-    def claim_batch(self, event_ids: Sequence[int], extra: int) -> list[Event]:
+    def claim_batch(self, event_ids: Sequence[int], extra: int, settle_timeout: float = SETTLE_TIMEOUT) -> list[Event]:
         """Lock the rows of these events, and up to ``extra`` other pending ones, skipping held rows; one
         statement that also returns the events, oldest first.
 
         Extra rows are only those no failure is being backed off for
-        (``failures = 0``): a poison event keeps its own pace.
+        (``failures = 0``): a poison event keeps its own pace. Every event is
+        judged with the log complete up to it: first this waits (up to
+        ``settle_timeout``, ``event_fence.wait_settled``) for writers still
+        committing events before the last one asked for, and extra rows come
+        only from below the visible bound.
         """
         wanted = OutboxEntry.event_id.in_(list(event_ids))
         which = or_(wanted, OutboxEntry.failures == 0) if extra > 0 else wanted
+        bound = wait_settled(self._db, max(event_ids), settle_timeout)
+        if bound is not None:
+            which = and_(which, OutboxEntry.event_id <= bound)
         stmt = (select(Event).join(OutboxEntry, OutboxEntry.event_id == Event.id).where(which)
                 .order_by(case((wanted, 0), else_=1), OutboxEntry.event_id).limit(len(event_ids) + max(extra, 0))
                 .with_for_update(of=OutboxEntry, skip_locked=True))

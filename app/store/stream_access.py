@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.store.event_fence import visible_bound
 from app.store.tables import ApiToken, Event, StreamTicket
 
 # Spent and expired tickets are deleted lazily, once they are this old.
@@ -37,6 +38,8 @@ def spend_ticket(session: Session, ticket_hash: str, now: datetime) -> ApiToken 
 
 
 def latest_event_id(session: Session) -> int:
-    """Where "the live tail" starts: every event up to this id is committed and visible,
-    because ids become visible in id order (see ``event_store.COMMIT_ORDER_LOCK``)."""
-    return int(session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0)
+    """Where "the live tail" starts: every event up to this id has committed or rolled back
+    (``event_fence.visible_bound``), so following from here skips nothing."""
+    bound = visible_bound(session)
+    stmt = select(func.coalesce(func.max(Event.id), 0))
+    return int(session.scalar(stmt if bound is None else stmt.where(Event.id <= bound)) or 0)

@@ -20,7 +20,8 @@ from tests.support import Api
 
 # Before issue 10: 33 statements on SQLite, 30 on PostgreSQL (the trigger read, enveloped and matched
 # twice, the sprint looked up then locked twice, the trigger's task folded twice). After: 24 and 21.
-MAX_STATEMENTS = {"sqlite": 24, "postgresql": 21}
+# PostgreSQL's claim then read the visible bound first (event_fence: the log complete below the trigger): 22.
+MAX_STATEMENTS = {"sqlite": 24, "postgresql": 22}
 MAX_TRANSACTIONS = 1
 
 
