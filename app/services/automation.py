@@ -117,11 +117,11 @@ def _apply_rule(uow: UnitOfWork, event_id: int, rule_id: int, attempt: Attempt, 
     """One rule in its own transaction: claim the outbox row, recheck, apply, record the run;
     the last one also releases the outbox row.
 
-    A transaction per rule keeps the lock order of every writer: rows first,
-    the commit-order lock last. Had a first rule appended events (taking that
-    lock) before a second locked a row, an API request holding the row and
-    waiting for the lock would deadlock with it. False: another delivery
-    finished the event meanwhile.
+    A transaction per rule keeps the order of every writer: rows first,
+    appends last. Had a first rule appended events (registering in flight,
+    ``event_fence``) before a second waited on a row, the log's visible bound
+    would stay below its events for as long as the row is held. False: another
+    delivery finished the event meanwhile.
     """
     with uow:
         if not uow.outbox.claim(event_id):
@@ -226,7 +226,7 @@ def run_one(uow: UnitOfWork, match: Match, trigger: Trigger, run: RuleRun | None
 def judge_one(uow: UnitOfWork, match: Match, trigger: Trigger, run: RuleRun | None, attempt: Attempt,
               clock: Clock) -> Judged:
     """Everything of a rule before its effects, in a savepoint: reads as of the trigger, live rows
-    locked. Appends nothing (unless the rule dies), so it never takes the commit-order lock."""
+    locked. Appends nothing (unless the rule dies), so it never holds the visible bound down."""
     judged = Judged(match, trigger, run)
     _guarded(uow, judged, attempt, clock, lambda: _judge(uow, judged))
     return judged
@@ -291,7 +291,7 @@ def _judge(uow: UnitOfWork, judged: Judged) -> None:
 
 
 def _apply_effects(uow: UnitOfWork, judged: Judged, clock: Clock) -> None:
-    """The effects of a judged rule: the appends (and with them the commit-order lock) come here."""
+    """The effects of a judged rule: the appends (and with them the in-flight registration) come here."""
     ctx = rule_effects.effect_context(judged.match.rule.name, judged.trigger.event)
     produced = rule_effects.apply_effects(uow, judged.local, ctx, clock)
     judged.outcome = Outcome(RunStatus.DELIVERING if judged.calls else RunStatus.SUCCEEDED, produced,

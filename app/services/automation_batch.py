@@ -13,12 +13,14 @@ The guarantees are ``evaluate_event``'s: a run is recorded once per rule and
 event (UNIQUE), judgement is as of the trigger, a row held by another delivery
 is skipped, and what a transaction did not finish keeps its outbox row.
 
-Lock order (rows first, the commit-order lock last) is what bounds a batch.
-The first rule that appends events takes the commit-order lock until COMMIT;
-from then on the transaction waits for a row lock at most a few milliseconds
+Lock order (rows first, appends last) is what bounds a batch. The first rule
+that appends events registers the transaction in flight (``event_fence``)
+until COMMIT, which holds the log's visible bound below its events: readers
+following the log and other evaluations wait for it. From then on the
+transaction waits for a row lock at most a few milliseconds
 (``outbox.bound_lock_waits``) and, when a row is busy, commits what it has and
 goes on in a new transaction. It also commits after ``MAX_EFFECTS`` rules
-with effects, so the API's writers never wait long behind it.
+with effects, so the bound never lags long behind it.
 
 A failure that is not transient, outside any rule (an event that cannot be
 decoded), fails the batch: its events are then evaluated one by one by
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 EXTRA_EVENTS = 32
 PASS_EVENTS = 64
 # Rules judged per transaction, and of them, rules with effects: every effect after the first one that
-# appended runs while the transaction holds the commit-order lock, and the API's writers wait for it.
+# appended runs while the transaction holds the visible bound down (event_fence), and readers wait for it.
 MAX_RULES = 64
 MAX_EFFECTS = 16
 
@@ -64,7 +66,7 @@ class _Pass:
     left: list[int] = field(default_factory=list)
     recorded: list[tuple[int, tuple[str, str, datetime]]] = field(default_factory=list)
     applied: int = 0
-    bounded: bool = False  # lock waits bounded (the commit-order lock is held)
+    bounded: bool = False  # lock waits bounded (something was appended: registered in flight)
 
 
 def evaluate_batch(event_ids: Sequence[int], uow: UnitOfWork, clock: Clock, *, depth_limit: int, final: bool,
@@ -95,7 +97,7 @@ def _one_pass(todo: list[int], extra: int, uow: UnitOfWork, clock: Clock, *, dep
               final: bool) -> list[int]:
     """One transaction over the batch; returns the events it claimed but did not finish.
 
-    Two phases, so the commit-order lock is held as briefly as a batch allows:
+    Two phases, so the transaction is in flight as briefly as a batch allows:
     every rule is judged first (reads as of the trigger, live rows locked, runs
     without effects recorded), then the effects are applied one rule after
     another (the first append takes the lock) and their runs recorded.
@@ -182,8 +184,8 @@ def _finish(uow: UnitOfWork, judged: Judged, attempt: Attempt, done: _Pass, cloc
 
 
 def _step(uow: UnitOfWork, attempt: Attempt, done: _Pass, rule_id: int, step: Callable[[], None]) -> bool:
-    """One step of one rule; False when a row was busy while this transaction held the commit-order lock."""
-    if uow.pending_dispatch and not done.bounded:  # something was appended: the lock is held to COMMIT
+    """One step of one rule; False when a row was busy after this transaction had appended events."""
+    if uow.pending_dispatch and not done.bounded:  # something was appended: in flight until COMMIT
         uow.outbox.bound_lock_waits()
         done.bounded = True
     attempt.current_rule = rule_id

@@ -1,9 +1,10 @@
 """State as of a place in the log: the fold of every event with an id up to a given one.
 
 Rules judge an event by the state right after it (DESIGN §3, "rules judge the
-log, not the clock"). Ids become visible in id order (the commit-order lock on
-PostgreSQL, the single writer on SQLite), so once event N is visible, so is
-every event before it, and these reads give the same answer whenever they run.
+log, not the clock"). The worker claims event N only once every event before
+it has committed or rolled back (``event_fence.wait_settled`` on PostgreSQL,
+the single writer on SQLite), so these reads give the same answer whenever
+they run.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from app.store.tables import Event, OutboxEntry
 
 # SQLSTATE lock_not_available: a row lock was not granted within ``lock_timeout``.
 LOCK_NOT_AVAILABLE = "55P03"
-# How long a batch that already holds the commit-order lock waits for a row lock before it commits early.
+# How long a batch that has already appended waits for a row lock before it commits early.
 HOLDING_LOCK_TIMEOUT_MS = 20
 # How long a claim waits for writers still committing events before the claimed ones (milliseconds,
 # normally); past it ``LogNotSettled`` (transient) sends the job back to be retried.
@@ -63,9 +63,10 @@ class OutboxRepository:
     def bound_lock_waits(self) -> None:
         """From here to COMMIT, give up on a row lock after a few milliseconds (PostgreSQL).
 
-        For a transaction that holds the commit-order lock: waiting on a row
-        while holding it could deadlock with a writer that holds the row and
-        waits for the lock, and would stall every writer meanwhile.
+        For a transaction that has appended events: it is registered in flight
+        (``event_fence``) until COMMIT, so waiting on a row meanwhile would
+        hold the log's visible bound down, and every reader following the log
+        and every evaluation after it, for as long as the row is held.
         """
         if self._db.get_bind().dialect.name == "postgresql":
             self._db.execute(text(f"SET LOCAL lock_timeout = '{HOLDING_LOCK_TIMEOUT_MS}ms'"))

@@ -1,8 +1,8 @@
 """The worker's batch (``automation_batch.evaluate_batch``) driven directly, on both databases.
 
 One message's events and the other pending ones in one transaction; a
-redelivery changes nothing; a poison event is isolated; and a batch holding
-the commit-order lock never waits on a row a writer holds (PostgreSQL).
+redelivery changes nothing; a poison event is isolated; and a batch that has
+appended never waits long on a row a writer holds (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -100,13 +100,14 @@ def test_a_poison_event_is_isolated_and_its_batch_mates_finish(api: Api, runtime
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_batch_holding_the_commit_order_lock_never_waits_for_a_writers_row(api: Api, runtime: Any) -> None:
-    """notify_blocked_task appends (commit-order lock); flag_sprint wants the sprint a writer holds.
+def test_a_batch_that_appended_never_waits_long_for_a_writers_row(api: Api, runtime: Any) -> None:
+    """notify_blocked_task appends (in flight until COMMIT); flag_sprint wants the sprint a writer holds.
 
-    The writer waits for the commit-order lock next. Were the lock taken
-    before the row, the two would deadlock: the batch judges every rule (and
-    locks its rows) before any effect appends, and once it holds the lock it
-    waits for a row only a few milliseconds before committing early.
+    The batch judges every rule (and locks its rows) before any effect
+    appends, and once it has appended it waits for a row only a few
+    milliseconds before committing early, so the log's visible bound is never
+    held down behind a writer's row; the writer then appends and commits, and
+    both rules apply.
     """
     assert api.post("/rules", json=FLAG_SPRINT_RULE).status_code == 201
     api.create_sprint("S-LOCK")

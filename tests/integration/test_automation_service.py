@@ -90,13 +90,15 @@ def test_a_rule_cannot_give_a_sprint_a_task_only_status(api: Api, runtime: Any) 
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_rules_of_one_event_never_hold_the_commit_order_lock_while_waiting_for_a_row(
+def test_rules_of_one_event_never_wait_for_a_row_after_appending(
         api: Api, runtime: Any) -> None:
-    """notify_blocked_task appends first (commit-order lock); a user rule then locks the sprint.
+    """notify_blocked_task appends first (in flight until COMMIT); a user rule then locks the sprint.
 
-    Meanwhile a writer holds that sprint row and wants the commit-order lock,
-    as every API change does. Were both rules in one transaction, the two
-    would deadlock; applied one transaction per rule, the writer goes first.
+    Meanwhile a writer holds that sprint row, then appends and commits, as
+    every API change does. Were both rules in one transaction, the first
+    one's events would hold the log's visible bound down while the second
+    waits for the row; applied one transaction per rule, the writer goes first
+    and both rules apply.
     """
     assert api.post("/rules", json=FLAG_SPRINT_RULE).status_code == 201
     api.create_sprint("S-LOCK")
