@@ -17,6 +17,7 @@ from typing import Any
 from celery import Celery
 from kombu.connection import Connection
 
+from app import filesystem_broker
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def transport_options(settings: Settings) -> dict[str, Any]:
 
 
 def broker_config(settings: Settings) -> dict[str, Any]:
+    if is_filesystem(settings):
+        filesystem_broker.register()  # messages that appear whole (see there)
     return {"broker_url": settings.celery_broker_url, "broker_transport_options": transport_options(settings)}
 
 

@@ -17,7 +17,8 @@ shared locks on distinct keys do not conflict.
 
 A reader then computes the **visible bound**, in a statement of its own before
 the read (``visible_bound``): the sequence's ``last_value`` read first, and the
-smallest key any transaction still holds. Every id at or below the bound
+smallest key any transaction of this database still holds (``pg_locks`` shows
+the whole cluster's). Every id at or below the bound
 belongs to a transaction that has ended, so the read that follows (a fresh
 snapshot under READ COMMITTED) sees all of those that committed, and a cursor
 that never passes the bound never skips one. Events above the bound are
@@ -59,6 +60,7 @@ FROM (SELECT last_value FROM {EVENTS_ID_SEQUENCE}) AS s
 LEFT JOIN LATERAL (
   SELECT min({_KEY}) AS first_key FROM pg_locks AS l
   WHERE l.locktype = 'advisory' AND l.objsubid = 1
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
     AND {_KEY} BETWEEN {INFLIGHT_BASE} AND {INFLIGHT_BASE} + s.last_value
 ) AS h ON true
 """)
