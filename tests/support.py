@@ -83,6 +83,8 @@ def wipe(engine: Any) -> None:
         else:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
+        if "orchestration_rollup_watermark" in names:  # nothing left to fold (ids may restart at 1)
+            connection.execute(text("UPDATE orchestration_rollup_watermark SET folded_upto = 0"))
         if "automation_rules" in names:
             connection.execute(text("DELETE FROM automation_rules WHERE builtin = false"))
             connection.execute(text("UPDATE automation_rules SET enabled = true"))
