@@ -293,6 +293,22 @@ class EventRollup(Base):
     count: Mapped[int] = mapped_column(BigId, default=0)
 
 
+class EventDaily(Base):
+    """Per-UTC-day counts of each type, actor and entity type on their own (``dimension``, ``value``):
+    all-time statistics read days × values rows, not one hourly rollup row per combination.
+
+    PostgreSQL only: statement triggers on ``orchestration_event_rollups`` (migration 0011)
+    change a day's counts by whatever changes its hours', so no code path maintains it.
+    """
+
+    __tablename__ = "orchestration_event_daily"
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    archived: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    count: Mapped[int] = mapped_column(BigId, default=0)
+
+
 class RollupWatermark(Base):
     """One row: every hot event with ``id <= folded_upto`` is counted in the rollups, none above it.
 
