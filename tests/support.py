@@ -57,7 +57,7 @@ TABLES_IN_DELETE_ORDER = (
     "automation_rule_runs",
     "orchestration_outbox",
     "orchestration_event_rollups",
-    "orchestration_event_daily",
+    "orchestration_event_marginals",
     "orchestration_snapshots",
     "orchestration_archive_manifests",
     "orchestration_events_archive",

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.buckets import LABEL_FORMATS, Range, label, split_hours
 from app.domain.event_filter import EventFilter
-from app.store import daily_counts
+from app.store import marginal_counts
 from app.store.archive_reads import in_archive
 from app.store.event_queries import actor_kind_condition, apply_filter, type_condition
 from app.store.rollup_fold import folded_upto
@@ -84,8 +84,8 @@ def marginals(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Marg
     """
     if session.get_bind().dialect.name != "postgresql":
         return _marginalize(counts(session, flt, keys), keys)
-    if daily_counts.answers(session, flt, keys):
-        days = daily_counts.split_days(flt.start, flt.end)
+    if marginal_counts.answers(session, flt, keys):
+        days = marginal_counts.split_days(flt.start, flt.end)
         if days.whole is not None:
             return _daily_marginals(session, flt, keys, days.whole, days.rest)
     return _hourly_marginals(session, flt, keys)
@@ -93,10 +93,10 @@ def marginals(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Marg
 
 def _daily_marginals(session: Session, flt: EventFilter, keys: tuple[str, ...], whole: Range,
                      rest: tuple[Range, ...]) -> Marginals:
-    """Whole days from the daily marginals plus the hot events above the watermark in them;
+    """Whole days from the month and day marginals plus the hot events above the watermark in them;
     the partial days at the edges as any range (``_hourly_marginals``); one snapshot."""
     mark = _one_snapshot(session)
-    total = daily_counts.marginals(session, flt, keys, whole)
+    total = marginal_counts.marginals(session, flt, keys, whole)
     _add(total, _raw_marginals(session, dataclasses.replace(flt, start=whole[0], end=whole[1]), keys, above=mark))
     for start, end in rest:
         _add(total, _hourly_marginals(session, dataclasses.replace(flt, start=start, end=end), keys))

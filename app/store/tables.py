@@ -293,17 +293,19 @@ class EventRollup(Base):
     count: Mapped[int] = mapped_column(BigId, default=0)
 
 
-class EventDaily(Base):
-    """Per-UTC-day counts of each type, actor and entity type on their own (``dimension``, ``value``):
-    all-time statistics read days × values rows, not one hourly rollup row per combination.
+class EventMarginal(Base):
+    """Counts of each type, actor and entity type on its own (``dimension``, ``value``; ``total``
+    with value ``""`` counts every event) per UTC day or month (``grain``, ``start``): all-time
+    statistics read months × values + days rows, not one hourly rollup row per combination.
 
     PostgreSQL only: statement triggers on ``orchestration_event_rollups`` (migration 0011)
-    change a day's counts by whatever changes its hours', so no code path maintains it.
+    change these counts by whatever changes the hours', so no code path maintains them.
     """
 
-    __tablename__ = "orchestration_event_daily"
-    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    __tablename__ = "orchestration_event_marginals"
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     value: Mapped[str] = mapped_column(String(200), primary_key=True)
     archived: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     count: Mapped[int] = mapped_column(BigId, default=0)
