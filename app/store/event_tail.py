@@ -116,7 +116,6 @@ queued AS (
   SELECT ins.id, CAST(:now AS timestamptz), 0 FROM ins
   WHERE ins.event_id = ANY(CAST(:queue AS varchar[]))
   RETURNING event_id
-
 )
 SELECT ins.event_id, ins.id, queued.event_id IS NOT NULL AS queued, {rule_index.VERSION_SQL["postgresql"]}
 FROM ins LEFT JOIN queued ON queued.event_id = ins.id
@@ -142,7 +141,8 @@ def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[
                    dispatch: bool) -> set[int]:
     index = rule_index.current(session)
     columns = _event_columns(rows)
-    params = {"events": _event_records(rows, columns), "now": as_utc(now).isoformat(), "queue": _wanted(index, envelopes, dispatch)}
+    params = {"events": _event_records(rows, columns), "now": as_utc(now).isoformat(),
+              "queue": _wanted(index, envelopes, dispatch)}
     result = session.execute(text(tail_sql(columns)), params).all()
     note_appended(session)
     found = {event_id: event_pk for event_id, event_pk, _, _ in result}
@@ -175,4 +175,3 @@ def _sqlite_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[di
             index = rule_index.refresh(session)
         queued = _queue(session, rows, set(_wanted(index, envelopes, dispatch)), now)
     return queued
-

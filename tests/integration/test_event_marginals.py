@@ -6,7 +6,6 @@ rollups (triggers); statistics without dimension filters read whole days from it
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import shutil
 from collections import Counter
@@ -73,8 +72,6 @@ def assert_breakdowns_equal_the_log(runtime: Any) -> None:
                 for key, value in zip(KEYS, combination, strict=True):
                     naive[key][value] += n
             assert rollups.marginals(uow.session, flt, KEYS) == naive, flt
-            hourly = rollups._hourly_marginals(uow.session, dataclasses.replace(flt), KEYS)
-            assert hourly == naive, flt
 
 
 def test_marginals_follow_the_rollups_through_fold_archive_purge_and_restore(
