@@ -13,7 +13,7 @@ from celery.schedules import crontab
 from kombu import Queue
 
 from app.config import Settings
-from app.relay import SWEEP, WEBHOOK_QUEUE, WEBHOOK_SWEEP, broker_config, state_dir
+from app.relay import FOLD, SWEEP, WEBHOOK_QUEUE, WEBHOOK_SWEEP, broker_config, state_dir
 
 _settings = Settings.from_env()
 _broker = broker_config(_settings)
@@ -52,6 +52,8 @@ timezone = "UTC"
 enable_utc = True
 
 _SWEEP_EVERY = 5.0  # seconds; a missed dispatch waits at most this plus ORCH_OUTBOX_SWEEP_AFTER
+# Seconds; readers count events the fold has not reached from the log, so this bounds that work, not freshness.
+_FOLD_EVERY = 2.0
 
 
 def _cron(expression: str) -> crontab:
@@ -63,6 +65,7 @@ def _cron(expression: str) -> crontab:
 
 beat_schedule = {
     "outbox-sweep": {"task": SWEEP, "schedule": _SWEEP_EVERY, "options": {"expires": _SWEEP_EVERY * 2}},
+    "rollup-fold": {"task": FOLD, "schedule": _FOLD_EVERY, "options": {"expires": _FOLD_EVERY * 2}},
     "webhook-sweep": {"task": WEBHOOK_SWEEP, "schedule": 30.0, "options": {"expires": 60.0}},
     # Nightly, one at a time (the archive lock); ORCH_ARCHIVE_SCHEDULE / ORCH_PURGE_SCHEDULE move them.
     "archive-nightly": {"task": "archive.run", "schedule": _cron(_settings.archive_schedule)},

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 EVALUATE = "automation.evaluate"
 SWEEP = "outbox.sweep"
+FOLD = "rollups.fold"
 DELIVER = "webhook.deliver"
 WEBHOOK_SWEEP = "webhook.sweep"
 # Webhook deliveries wait on other people's servers: their own queue, so they never hold up rules.

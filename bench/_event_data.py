@@ -95,6 +95,8 @@ INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type,
 SELECT date_trunc('hour', emitted_at, 'UTC'), type, actor, entity_type, archived_at IS NOT NULL, count(*)
 FROM orchestration_events GROUP BY 1, 2, 3, 4, 5
 """
+# The rollups just made count every event: the fold's watermark stands at the last one.
+FOLDED = "UPDATE orchestration_rollup_watermark SET folded_upto = (SELECT COALESCE(max(id), 0) FROM orchestration_events)"
 
 
 # Archived rows leave the hot table for the archive's monthly partitions, as the archiver moves them.
@@ -121,5 +123,6 @@ def generate(connection: Connection, shape: Shape = Shape()) -> None:
         connection.execute(text(statement), params)
     connection.execute(text(EVENTS), params)
     connection.execute(text(ROLLUPS))
+    connection.execute(text(FOLDED))
     for statement in MOVE_ARCHIVED:
         connection.execute(text(statement))

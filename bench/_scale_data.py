@@ -147,7 +147,8 @@ def _task_row(stream: Stream) -> tuple[Any, ...]:
 
 
 def generate(engine: Engine, total: int, days: int, now: datetime) -> int:
-    """Load the log, its task rows and rollups into an empty migrated PostgreSQL database; returns events."""
+    """Load the log, its task rows and rollups (folded: the watermark at the last id) into an empty
+    migrated PostgreSQL database; returns events."""
     count = max(2, (total - LONG_STREAM) // EVENTS_PER_STREAM)
     streams = [Stream(i, f"BT-{i}", str(uuid.UUID(int=i, version=4)), _priority(i)) for i in range(1, count + 2)]
     streams[-1].priority = "P2"
@@ -173,6 +174,7 @@ def generate(engine: Engine, total: int, days: int, now: datetime) -> int:
             "INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count) "
             "SELECT date_trunc('hour', emitted_at, 'UTC'), type, actor, entity_type, false, count(*) "
             "FROM orchestration_events GROUP BY 1, 2, 3, 4"))
+        connection.execute(text("UPDATE orchestration_rollup_watermark SET folded_upto = :n"), {"n": loaded})
     return loaded
 
 

@@ -57,6 +57,7 @@ TABLES_IN_DELETE_ORDER = (
     "automation_rule_runs",
     "orchestration_outbox",
     "orchestration_event_rollups",
+    "orchestration_event_marginals",
     "orchestration_snapshots",
     "orchestration_archive_manifests",
     "orchestration_events_archive",
@@ -83,6 +84,8 @@ def wipe(engine: Any) -> None:
         else:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
+        if "orchestration_rollup_watermark" in names:  # nothing left to fold (ids may restart at 1)
+            connection.execute(text("UPDATE orchestration_rollup_watermark SET folded_upto = 0"))
         if "automation_rules" in names:
             connection.execute(text("DELETE FROM automation_rules WHERE builtin = false"))
             connection.execute(text("UPDATE automation_rules SET enabled = true"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.relay import EVALUATE, SWEEP
-from app.services import automation, automation_batch, dead_letter, outbox
+from app.relay import EVALUATE, FOLD, SWEEP
+from app.services import automation, automation_batch, dead_letter, outbox, rollup_fold
 from workers.celery_app import celery, relay, runtime, settings
 
 log = logging.getLogger(__name__)
@@ -42,3 +42,9 @@ def sweep() -> int:
     """Re-publish outbox rows a dispatch missed (broker down, crash between commit and publish)."""
     rt = runtime()
     return outbox.sweep(rt.uow(), relay, rt.clock, older_than=rt.settings.outbox_sweep_after)
+
+
+@celery.task(name=FOLD, max_retries=3, **RETRY)
+def fold() -> int:
+    """Count settled events into the hourly rollups (readers count the rest from the log meanwhile)."""
+    return rollup_fold.fold(runtime().uow())

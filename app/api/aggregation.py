@@ -68,8 +68,8 @@ def event_stats(args: dict[str, Any]) -> dict[str, Any]:
     """Totals by type, actor, entity type and UTC day; open ``from``/``to`` mean all time.
 
     Exact, and as cheap for a year as for an hour: whole hours are read from
-    hourly rollups written in the same transaction as the events, partial edge
-    hours from the log. ``entity_code`` and ``session_key`` are counted from the
+    hourly rollups (plus the events the fold job has not counted into them
+    yet), partial edge hours from the log. ``entity_code`` and ``session_key`` are counted from the
     log through their indexes.
     """
     return aggregation.stats(event_filter(args), read_uow())

@@ -9,6 +9,10 @@ rows back to hot and leaves either nothing or a published file without a
 manifest; the next run discards temporary files and verifies and completes such
 files (they must be exactly the hot rows they name) before archiving anything new.
 
+The run folds the log into the rollups first (``rollup_fold``), so the rows it
+moves normally carry an ``archived=false`` count to turn into an ``archived=true``
+one; a row the fold has not reached only gains the latter (``archive_rows``).
+
 Snapshots are taken once per run, for each touched stream at its last archived
 event, after the batches (in chunks of ``SNAPSHOT_CHUNK`` streams). Nothing
 depends on them until a purge, and purge takes any it finds missing (a run
@@ -28,6 +32,7 @@ from app.domain.clock import Clock
 from app.domain.errors import Conflict
 from app.domain.hashing import event_hash
 from app.domain.retention import DEFAULT_BATCH_SIZE, PriorityTally, tally
+from app.services import rollup_fold
 from app.store import archive_files, archive_rows
 from app.store.archive_lock import ColdStorage, cold_storage
 from app.store.uow import UnitOfWork
@@ -94,6 +99,7 @@ def archive_events(job: ArchiveJob, cold: ColdStorage, uow: UnitOfWork, reader: 
             report.busy = True
             return report
         heads: Heads = {}
+        rollup_fold.fold(uow)
         _recover(cold, uow, reader, clock, report, heads)
         _archive_batches(job, cold, uow, clock, report, progress or (lambda _p: None), heads)
         report.streams = take_snapshots(uow, heads, clock())

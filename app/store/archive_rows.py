@@ -4,7 +4,9 @@ Archived rows leave ``orchestration_events`` for ``orchestration_events_archive`
 (same columns, ``archived_at`` set) with one ``INSERT … SELECT`` and one ``DELETE``
 per chunk of ids, server-side; purge deletes them from the archive table once
 their file's retention is over; restore re-inserts them there from the file, same
-ids and hashes. Rollup counts move with the rows (``archived`` false → true → gone).
+ids and hashes. Rollup counts move with the rows (``archived`` false → true → gone); a row
+the fold has not counted yet (above the watermark, ``rollup_fold``) only gains its
+``archived=true`` count, since there is no ``archived=false`` one to take.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from sqlalchemy.orm import Session
 from app.domain.clock import iso
 from app.domain.errors import Conflict
 from app.domain.hashing import canonical_json, scheme_of
-from app.store import archive_partitions, rollup_shift, snapshots
-from app.store.event_store import add_to_rollups, envelope, hour_bucket
+from app.store import archive_partitions, rollup_fold, rollup_shift, snapshots
+from app.store.event_store import envelope
+from app.store.rollup_shift import add_to_rollups, hour_bucket
 from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event, Snapshot
 from app.store.types import UTCDateTime
 
@@ -100,7 +103,8 @@ def take_batch(session: Session, cutoff: datetime, keep: Iterable[str], after_id
         lines = [archive_line(row, archived_at) for row in eligible_batch(session, cutoff, keep, after_id, limit)]
         return Batch(lines, [canonical_json(line) for line in lines], moved=False)
     stamp = iso(archived_at)  # our own ISO text: safe to inline
-    params = {"after": after_id, "cutoff": cutoff, "keep": sorted(keep), "limit": limit, "archived_at": archived_at}
+    params = {"after": after_id, "cutoff": cutoff, "keep": sorted(keep), "limit": limit, "archived_at": archived_at,
+              "upto": rollup_fold.hold(session)}
     lines, texts = [], []
     rows = sorted(session.execute(text(_pg_take().replace("{line}", PG_LINE.format(archived_at=stamp))), params),
                   key=lambda row: row.id)
@@ -208,16 +212,17 @@ def mark_archived(session: Session, lines: list[dict[str, Any]], *,
     stamped = [literal(archived_at, UTCDateTime()).label(name) if name == "archived_at" else EVENTS.c[name]
                for name in columns]
     ids = [line["id"] for line in lines]
-    moved = 0
+    moved, upto = 0, rollup_fold.hold(session)
     postgres = session.get_bind().dialect.name == "postgresql"
     for chunk in _chunks(ids, session):
         if postgres:
-            moved += session.execute(text(_pg_move()), {"ids": list(chunk), "archived_at": archived_at}).scalar_one()
+            params = {"ids": list(chunk), "archived_at": archived_at, "upto": upto}
+            moved += session.execute(text(_pg_move()), params).scalar_one()
             continue
         rows = select(*stamped).where(EVENTS.c.id.in_(chunk))
         session.execute(insert(EVENTS_ARCHIVE).from_select(columns, rows))
-        for archived, sign in ((False, -1), (True, 1)):
-            rollup_shift.shift(session, EVENTS, EVENTS.c.id.in_(chunk), archived, sign)
+        rollup_shift.shift(session, EVENTS, and_(EVENTS.c.id.in_(chunk), EVENTS.c.id <= upto), False, -1)
+        rollup_shift.shift(session, EVENTS, EVENTS.c.id.in_(chunk), True, 1)
         moved += cast(Any, session.execute(delete(EVENTS).where(EVENTS.c.id.in_(chunk)))).rowcount
     if moved != len(ids):
         raise Conflict(f"{len(ids) - moved} of {len(ids)} events were already archived or are gone")
@@ -237,12 +242,15 @@ shifted AS (INSERT INTO orchestration_event_rollups (bucket_start, type, actor, 
 SELECT count(*) FROM gone"""
 
 
+# ``archived=false`` counts exist only for rows the fold counted (``:upto``, the held watermark).
 _ROLLUPS_MOVED = """
-counted AS (SELECT date_trunc('hour', emitted_at, 'UTC') AS hour, type, actor, entity_type, count(*) AS n
+counted AS (SELECT date_trunc('hour', emitted_at, 'UTC') AS hour, type, actor, entity_type, count(*) AS n,
+                   count(*) FILTER (WHERE id <= :upto) AS folded
             FROM archived GROUP BY 1, 2, 3, 4),
 shifted AS (INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count)
-            SELECT hour, type, actor, entity_type, v.archived, v.sign * n
-            FROM counted CROSS JOIN (VALUES (false, -1), (true, 1)) AS v(archived, sign)
+            SELECT hour, type, actor, entity_type, false, -folded FROM counted WHERE folded > 0
+            UNION ALL
+            SELECT hour, type, actor, entity_type, true, n FROM counted
             ON CONFLICT (bucket_start, type, actor, entity_type, archived)
             DO UPDATE SET count = orchestration_event_rollups.count + excluded.count)"""
 
@@ -252,7 +260,7 @@ def _pg_archived() -> str:
     columns = [c.name for c in EVENTS.columns]
     stamped = ", ".join("CAST(:archived_at AS timestamptz)" if c == "archived_at" else c for c in columns)
     return (f"archived AS (INSERT INTO {EVENTS_ARCHIVE.name} ({', '.join(columns)}) SELECT {stamped} FROM moved "
-            "RETURNING emitted_at, type, actor, entity_type),")
+            "RETURNING id, emitted_at, type, actor, entity_type),")
 
 
 def _pg_move() -> str:

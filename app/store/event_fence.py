@@ -17,8 +17,8 @@ shared locks on distinct keys do not conflict.
 
 A reader then computes the **visible bound**, in a statement of its own before
 the read (``visible_bound``): the sequence's ``last_value`` read first, and the
-smallest key any transaction of this database still holds (``pg_locks`` shows
-the whole cluster's). Every id at or below the bound
+smallest key any transaction still holds in this database (``pg_locks`` shows
+every database's; advisory locks of others never conflict with ours). Every id at or below the bound
 belongs to a transaction that has ended, so the read that follows (a fresh
 snapshot under READ COMMITTED) sees all of those that committed, and a cursor
 that never passes the bound never skips one. Events above the bound are
@@ -46,17 +46,20 @@ from app.store.errors import LogNotSettled
 # Keys of in-flight registrations: INFLIGHT_BASE + last_value. Far below the project's fixed
 # advisory-lock keys (archive_lock, near 7.2e18) and far above any id the log will reach.
 INFLIGHT_BASE = 1 << 60
-INFLIGHT_SPAN = 1 << 59
 EVENTS_ID_SEQUENCE = "orchestration_events_id_seq"
 
+# The highest id drawn so far: a sequence never called yet (new, or restarted) reports its first
+# value, 1, as ``last_value`` with ``is_called`` false; 1 is not drawn, and must not count as settled.
+_DRAWN = "last_value - CASE WHEN is_called THEN 0 ELSE 1 END"
+
 # The writer's half, a FROM item for the statement that inserts events (``event_tail.tail_sql``).
-REGISTER_SQL = (f"(SELECT pg_advisory_xact_lock_shared({INFLIGHT_BASE} + last_value) AS held "
+REGISTER_SQL = (f"(SELECT pg_advisory_xact_lock_shared({INFLIGHT_BASE} + {_DRAWN}) AS held "
                 f"FROM {EVENTS_ID_SEQUENCE})")
 
 _KEY = "((l.classid::bigint << 32) | l.objid::bigint)"
 BOUND_SQL = text(f"""
 SELECT LEAST(s.last_value, h.first_key - {INFLIGHT_BASE})
-FROM (SELECT last_value FROM {EVENTS_ID_SEQUENCE}) AS s
+FROM (SELECT {_DRAWN} AS last_value FROM {EVENTS_ID_SEQUENCE}) AS s
 LEFT JOIN LATERAL (
   SELECT min({_KEY}) AS first_key FROM pg_locks AS l
   WHERE l.locktype = 'advisory' AND l.objsubid = 1

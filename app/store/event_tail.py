@@ -1,4 +1,4 @@
-"""The tail of a write: events, outbox rows and rollups in one round trip.
+"""The tail of a write: events and outbox rows in one round trip.
 
 Everything else of the write (row lock, row UPDATE, hashing, the response)
 happens before; on PostgreSQL the tail is **one statement** (``tail_sql``)
@@ -15,12 +15,16 @@ version; when it differs from the cached one, the index is reloaded and the
 outbox rows the fresh rules want are added before COMMIT, so a stale cache
 never loses an event. On SQLite (one writer at a time, ``BEGIN IMMEDIATE``)
 the same steps are separate statements.
+
+The tail writes no rollup: concurrent writes of one hour, type, actor and
+entity type would all update the same rollup row and queue on its lock until
+the previous writer's COMMIT. The fold job adds settled events to the rollups
+later (``rollup_fold``); readers count the events it has not reached yet.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
@@ -28,8 +32,6 @@ from typing import Any
 
 from sqlalchemy import delete, insert, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.domain.clock import as_utc
@@ -37,25 +39,14 @@ from app.domain.interest import may_trigger
 from app.store import rule_index
 from app.store.bell import note_appended
 from app.store.event_fence import REGISTER_SQL
-from app.store.tables import Event, EventRollup, OutboxEntry
-
-
-def hour_bucket(moment: datetime) -> datetime:
-    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
-
-
-def rollup_counts(rows: Sequence[Event]) -> dict[tuple[Any, ...], int]:
-    """``(bucket, type, actor, entity_type, archived) -> n`` for fresh (unarchived) events."""
-    counts = Counter((hour_bucket(r.emitted_at), r.type, r.actor, r.entity_type) for r in rows)
-    return {key + (False,): n for key, n in counts.items()}
-
+from app.store.tables import Event, OutboxEntry
 
 APPENDED_TYPES = "orchestration_appended_event_types"  # read by app.runtime for metrics
 
 
 def append_rows(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
                 dispatch: bool) -> set[int]:
-    """Insert the events (setting their ids), their outbox rows when a rule may care, and the rollups.
+    """Insert the events (setting their ids) and their outbox rows when a rule may care.
 
     Returns the ids that got an outbox row: the only ones worth a message.
     """
@@ -125,16 +116,6 @@ queued AS (
   SELECT ins.id, CAST(:now AS timestamptz), 0 FROM ins
   WHERE ins.event_id = ANY(CAST(:queue AS varchar[]))
   RETURNING event_id
-),
-counted AS (
-  INSERT INTO orchestration_event_rollups (bucket_start, type, actor, entity_type, archived, count)
-  SELECT c.bucket_start, c.type, c.actor, c.entity_type, c.archived, c.n
-  FROM fence CROSS JOIN jsonb_to_recordset(CAST(:rollups AS jsonb))
-       AS c(bucket_start timestamptz, type varchar, actor varchar, entity_type varchar, archived boolean, n bigint,
-            ord int)
-  ORDER BY c.ord
-  ON CONFLICT (bucket_start, type, actor, entity_type, archived)
-  DO UPDATE SET count = orchestration_event_rollups.count + excluded.count
 )
 SELECT ins.event_id, ins.id, queued.event_id IS NOT NULL AS queued, {rule_index.VERSION_SQL["postgresql"]}
 FROM ins LEFT JOIN queued ON queued.event_id = ins.id
@@ -156,18 +137,12 @@ def _event_records(rows: Sequence[Event], columns: tuple[Column, ...]) -> str:
     return json.dumps(records, separators=(",", ":"))
 
 
-def _rollup_records(rows: Sequence[Event]) -> str:
-    ordered = sorted(rollup_counts(rows).items(), key=lambda kv: repr(kv[0]))
-    return json.dumps([{"bucket_start": b.isoformat(), "type": t, "actor": a, "entity_type": e, "archived": arch,
-                        "n": n, "ord": i} for i, ((b, t, a, e, arch), n) in enumerate(ordered)])
-
-
 def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
                    dispatch: bool) -> set[int]:
     index = rule_index.current(session)
     columns = _event_columns(rows)
-    params = {"events": _event_records(rows, columns), "rollups": _rollup_records(rows),
-              "now": as_utc(now).isoformat(), "queue": _wanted(index, envelopes, dispatch)}
+    params = {"events": _event_records(rows, columns), "now": as_utc(now).isoformat(),
+              "queue": _wanted(index, envelopes, dispatch)}
     result = session.execute(text(tail_sql(columns)), params).all()
     note_appended(session)
     found = {event_id: event_pk for event_id, event_pk, _, _ in result}
@@ -199,36 +174,4 @@ def _sqlite_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[di
         if session.execute(text(f"SELECT {rule_index.version_sql(session)}")).scalar_one() != index.version:
             index = rule_index.refresh(session)
         queued = _queue(session, rows, set(_wanted(index, envelopes, dispatch)), now)
-    add_to_rollups(session, rollup_counts(rows))
     return queued
-
-
-# --- Rollups: the shared upsert, also used by archiving to move counts ---------------------------
-
-_ROLLUP_UPSERTS: dict[str, Any] = {}
-
-
-def _rollup_upsert(dialect: str) -> Any:
-    """Built once per dialect: compiling an upsert costs more than running it."""
-    if dialect not in _ROLLUP_UPSERTS:
-        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EventRollup)
-        _ROLLUP_UPSERTS[dialect] = stmt.on_conflict_do_update(
-            index_elements=["bucket_start", "type", "actor", "entity_type", "archived"],
-            set_={"count": EventRollup.count + stmt.excluded.count},
-        )
-    return _ROLLUP_UPSERTS[dialect]
-
-
-def add_to_rollups(session: Session, counts: dict[tuple[Any, ...], int]) -> None:
-    """Upsert ``(bucket, type, actor, entity_type, archived) -> +n`` (n may be negative).
-
-    Keys are applied in sorted order so concurrent writers lock rollup rows in
-    the same order and cannot deadlock.
-    """
-    if not counts:
-        return
-    values = [
-        {"bucket_start": b, "type": t, "actor": a, "entity_type": e, "archived": arch, "count": n}
-        for (b, t, a, e, arch), n in sorted(counts.items(), key=lambda kv: repr(kv[0]))
-    ]
-    session.execute(_rollup_upsert(session.get_bind().dialect.name), values)

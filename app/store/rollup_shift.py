@@ -1,13 +1,14 @@
-"""Moving rollup counts with archived rows, computed by the database from the rows themselves.
+"""Changing rollup counts by the rows they count, computed by the database from the rows themselves.
 
-Archiving turns ``archived=false`` counts into ``archived=true`` ones and purge
-removes them; one ``INSERT … SELECT … GROUP BY … ON CONFLICT`` per chunk of rows
-does it without bringing a row to Python. The hours concerned are long past, so
-these upserts never touch the rollup rows live appends are writing.
+The fold job adds settled hot events as ``archived=false`` counts, archiving
+turns those into ``archived=true`` ones and purge removes them; one
+``INSERT … SELECT … GROUP BY … ON CONFLICT`` per chunk of rows does it without
+bringing a row to Python. No write path touches the rollups (``rollup_fold``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, func, literal, select
@@ -15,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.domain.clock import as_utc
 from app.store.tables import EventRollup
 
 KEYS = ["bucket_start", "type", "actor", "entity_type", "archived"]
@@ -38,3 +40,32 @@ def shift(session: Session, table: Table, rows: ColumnElement[bool], archived: b
     stmt = insert(EventRollup).from_select([*KEYS, "count"], counts)
     session.execute(stmt.on_conflict_do_update(index_elements=KEYS,
                                                set_={"count": EventRollup.count + stmt.excluded.count}))
+
+
+def hour_bucket(moment: datetime) -> datetime:
+    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
+
+
+_ROLLUP_UPSERTS: dict[str, Any] = {}
+
+
+def _rollup_upsert(dialect: str) -> Any:
+    """Built once per dialect: compiling an upsert costs more than running it."""
+    if dialect not in _ROLLUP_UPSERTS:
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EventRollup)
+        _ROLLUP_UPSERTS[dialect] = stmt.on_conflict_do_update(
+            index_elements=KEYS, set_={"count": EventRollup.count + stmt.excluded.count})
+    return _ROLLUP_UPSERTS[dialect]
+
+
+def add_to_rollups(session: Session, counts: dict[tuple[Any, ...], int]) -> None:
+    """Upsert ``(bucket, type, actor, entity_type, archived) -> +n`` (n may be negative), for rows
+    counted in Python (a restored archive file's lines). Keys go in sorted order, so two
+    transactions doing this lock rollup rows in the same order and cannot deadlock."""
+    if not counts:
+        return
+    values = [
+        {"bucket_start": b, "type": t, "actor": a, "entity_type": e, "archived": arch, "count": n}
+        for (b, t, a, e, arch), n in sorted(counts.items(), key=lambda kv: repr(kv[0]))
+    ]
+    session.execute(_rollup_upsert(session.get_bind().dialect.name), values)

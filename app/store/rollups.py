@@ -1,12 +1,15 @@
 """Exact event counts at a cost that does not grow with the events in range.
 
 ``orchestration_event_rollups`` holds per-hour counts by (type, actor,
-entity_type, archived), written in the same transaction as the events they
-count (``event_store.add_to_rollups``), so every hour, the current one too, is
-exact the moment it commits. A count over ``[from, to)`` therefore reads:
+entity_type, archived) of every event up to the watermark, folded in by a job
+a few seconds behind the writers (``rollup_fold``). A count over ``[from, to)``
+therefore reads, in one snapshot:
 
 * the whole hours inside the range from the rollups (rows = hours × distinct
   type/actor/entity-type combinations, independent of the number of events);
+* plus, for those hours, the hot events above the watermark, which the fold
+  has not counted yet (a primary-key range: seconds of writes), so every hour,
+  the current one too, is exact the moment an event commits;
 * the partial hour at each edge (at most two) from the log itself, through the
   ``emitted_at`` index.
 
@@ -26,10 +29,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.orm import Session
 
-from app.domain.buckets import LABEL_FORMATS, label, split_hours
+from app.domain.buckets import LABEL_FORMATS, Range, label, split_hours
 from app.domain.event_filter import EventFilter
+from app.store import marginal_counts
 from app.store.archive_reads import in_archive
 from app.store.event_queries import actor_kind_condition, apply_filter, type_condition
+from app.store.rollup_fold import folded_upto
 from app.store.tables import Event, EventRollup
 
 DIMENSIONS = ("type", "actor", "entity_type")
@@ -41,12 +46,16 @@ Counts = Counter[tuple[str, ...]]
 Marginals = dict[str, Counter[str]]
 
 
-def _one_snapshot(session: Session) -> None:
-    """The edge counts and the rollups are separate statements: on PostgreSQL they must
-    read one snapshot, or a commit between them yields a total that never existed.
-    (SQLite's read transaction is a snapshot already.)"""
+def _one_snapshot(session: Session) -> int:
+    """The watermark, read in the snapshot the rest of the count reads.
+
+    The edge counts, the watermark, the rollups and the events above the watermark
+    are separate statements: on PostgreSQL they must read one snapshot, or a commit
+    (a write, or a fold moving counts into the rollups) between them yields a total
+    that never existed. (SQLite's read transaction is a snapshot already.)"""
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    return folded_upto(session)
 
 
 def counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Counts:
@@ -54,12 +63,14 @@ def counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Counts:
     if not rollups_answer(flt, keys):
         return raw_counts(session, flt, keys)
     split = split_hours(flt.start, flt.end)
-    _one_snapshot(session)
+    mark = _one_snapshot(session)
     total: Counts = Counter()
     for start, end in split.raw:
         total.update(raw_counts(session, dataclasses.replace(flt, start=start, end=end), keys))
     if split.whole is not None:
         total.update(rollup_counts(session, flt, split.whole, keys))
+        total.update(unfolded_counts(session, dataclasses.replace(flt, start=split.whole[0], end=split.whole[1]),
+                                     keys, mark))
     return total
 
 
@@ -73,15 +84,38 @@ def marginals(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Marg
     """
     if session.get_bind().dialect.name != "postgresql":
         return _marginalize(counts(session, flt, keys), keys)
+    if marginal_counts.answers(session, flt, keys):
+        days = marginal_counts.split_days(flt.start, flt.end)
+        if days.whole is not None:
+            return _daily_marginals(session, flt, keys, days.whole, days.rest)
+    return _hourly_marginals(session, flt, keys)
+
+
+def _daily_marginals(session: Session, flt: EventFilter, keys: tuple[str, ...], whole: Range,
+                     rest: tuple[Range, ...]) -> Marginals:
+    """Whole days from the month and day marginals plus the hot events above the watermark in them;
+    the partial days at the edges as any range (``_hourly_marginals``); one snapshot."""
+    mark = _one_snapshot(session)
+    total = marginal_counts.marginals(session, flt, keys, whole)
+    _add(total, _raw_marginals(session, dataclasses.replace(flt, start=whole[0], end=whole[1]), keys, above=mark))
+    for start, end in rest:
+        _add(total, _hourly_marginals(session, dataclasses.replace(flt, start=start, end=end), keys))
+    return total
+
+
+def _hourly_marginals(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Marginals:
+    """Whole hours from the hourly rollups (plus the hot events above the watermark), edges raw."""
     total: Marginals = {k: Counter() for k in keys}
     if not rollups_answer(flt, keys):
         _add(total, _raw_marginals(session, flt, keys))
         return total
     split = split_hours(flt.start, flt.end)
-    _one_snapshot(session)
+    mark = _one_snapshot(session)
     for start, end in split.raw:
         _add(total, _raw_marginals(session, dataclasses.replace(flt, start=start, end=end), keys))
     if split.whole is not None:
+        whole = dataclasses.replace(flt, start=split.whole[0], end=split.whole[1])
+        _add(total, _raw_marginals(session, whole, keys, above=mark))
         columns = _set_columns(EventRollup, EventRollup.bucket_start, keys)
         stmt = _rollup_filter(select(*columns, *(func.grouping(c) for c in columns), func.sum(EventRollup.count))
                               .select_from(EventRollup), flt, split.whole)
@@ -95,10 +129,13 @@ def _set_columns(model: Any, moment: Any, keys: tuple[str, ...]) -> list[ColumnE
     return [getattr(model, k) if k in DIMENSIONS else func.date_trunc(k, moment, "UTC") for k in keys]
 
 
-def _raw_marginals(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Marginals:
+def _raw_marginals(session: Session, flt: EventFilter, keys: tuple[str, ...], above: int | None = None) -> Marginals:
+    """From the log; ``above``: only the hot events above that watermark (``unfolded_counts``)."""
     columns = _set_columns(Event, Event.emitted_at, keys)
     stmt = apply_filter(select(*columns, *(func.grouping(c) for c in columns), func.count())
                         .select_from(Event.__table__), flt).group_by(func.grouping_sets(*columns))
+    if above is not None:
+        return _collect_sets(session, stmt.where(Event.id > above), keys)
     found = _collect_sets(session, stmt, keys)
     if flt.include_archived:  # archived rows live in their own table (archive_reads)
         _add(found, _collect_sets(session, in_archive(stmt), keys))
@@ -144,6 +181,17 @@ def raw_counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Cou
     if flt.include_archived:  # archived rows live in their own table (archive_reads)
         found.update(_collect(session, in_archive(stmt)))
     return found
+
+
+def unfolded_counts(session: Session, flt: EventFilter, keys: tuple[str, ...], mark: int) -> Counts:
+    """The hot events above the watermark ``mark``: committed, not yet in the rollups.
+
+    Archived rows never need this: archiving gives every row it moves its
+    ``archived=true`` count (``archive_rows``), folded or not.
+    """
+    columns = _group_columns(session, Event, Event.emitted_at, keys)
+    stmt = apply_filter(select(*columns, func.count()).select_from(Event.__table__), flt)
+    return _collect(session, stmt.where(Event.id > mark).group_by(*columns))
 
 
 def rollup_counts(session: Session, flt: EventFilter, hours: tuple[datetime | None, datetime | None],

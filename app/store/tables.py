@@ -282,7 +282,7 @@ class WebhookAttempt(Base):
 
 
 class EventRollup(Base):
-    """Hourly counts kept in the same transaction as the events they count."""
+    """Hourly counts of the events up to the watermark (``RollupWatermark``), archived or not."""
 
     __tablename__ = "orchestration_event_rollups"
     bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
@@ -291,6 +291,37 @@ class EventRollup(Base):
     entity_type: Mapped[str] = mapped_column(String(32), primary_key=True)
     archived: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     count: Mapped[int] = mapped_column(BigId, default=0)
+
+
+class EventMarginal(Base):
+    """Counts of each type, actor and entity type on its own (``dimension``, ``value``; ``total``
+    with value ``""`` counts every event) per UTC day or month (``grain``, ``start``): all-time
+    statistics read months × values + days rows, not one hourly rollup row per combination.
+
+    PostgreSQL only: statement triggers on ``orchestration_event_rollups`` (migration 0011)
+    change these counts by whatever changes the hours', so no code path maintains them.
+    """
+
+    __tablename__ = "orchestration_event_marginals"
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    archived: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    count: Mapped[int] = mapped_column(BigId, default=0)
+
+
+class RollupWatermark(Base):
+    """One row: every hot event with ``id <= folded_upto`` is counted in the rollups, none above it.
+
+    Writers never touch the rollups (a shared rollup row would serialize them on its lock
+    until COMMIT); the fold job (``rollup_fold``) adds settled events batch by batch and
+    moves this mark in the same transaction, and readers add the hot events above it.
+    """
+
+    __tablename__ = "orchestration_rollup_watermark"
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    folded_upto: Mapped[int] = mapped_column(BigId, default=0)
 
 
 class Snapshot(Base):

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from app.domain.event_filter import EventFilter
-from app.services import archive, archive_purge
+from app.services import archive, archive_purge, rollup_fold
 from app.store import rollups
 from tests.integration.test_event_scopes import DAY1, DAY2, WORKFLOW, Dataset, at, build_dataset, moment
 from tests.support import Api
@@ -151,13 +151,16 @@ def test_counts_stay_exact_after_further_writes_in_open_and_closed_hours(api: Ap
     assert stats(api, **{"from": f"{DAY2}T09:00:00Z", "to": f"{DAY2}T10:00:00Z"})["total"] == 4
 
 
-def test_whole_hours_are_read_from_rollups_and_only_partial_edges_from_the_log(api: Api, runtime: Any,
-                                                                               dataset: Dataset) -> None:
+def test_whole_hours_are_read_from_rollups_and_the_log_only_at_partial_edges_and_above_the_watermark(
+        api: Api, runtime: Any, dataset: Dataset) -> None:
+    """Whole hours come from the rollups plus the events the fold has not reached yet, which are
+    read from the log by id (a primary-key range, seconds of writes): never by their time."""
     statements: list[str] = []
 
     def capture(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, _many: bool) -> None:
         statements.append(statement)
 
+    rollup_fold.fold(runtime.uow())
     event.listen(runtime.engine, "before_cursor_execute", capture)
     try:
         stats(api, **{"from": f"{DAY1}T09:00:00Z", "to": f"{DAY2}T10:00:00Z"})
@@ -168,8 +171,9 @@ def test_whole_hours_are_read_from_rollups_and_only_partial_edges_from_the_log(a
     finally:
         event.remove(runtime.engine, "before_cursor_execute", capture)
 
-    assert aligned == []
-    assert len(unaligned) == 2  # the two partial hours
+    assert len(aligned) == 1 and "orchestration_events.id >" in aligned[0]  # only above the watermark
+    assert len(unaligned) == 3  # the two partial hours, and above the watermark
+    assert sum("orchestration_events.id >" in s for s in unaligned) == 1
 
 
 EDGES = [f"{DAY1}T09:15:00", f"{DAY1}T09:59:59.999999", f"{DAY1}T10:30:00.000001", f"{DAY1}T11:00:00",

@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import create_engine, func, select, text
 
 from app.domain.events import PlannedEvent
 from app.domain.paging import encode_cursor
 from app.services.context import ChangeContext
 from app.store import repositories as repo
+from app.store.event_fence import INFLIGHT_BASE, visible_bound
 from app.store.event_store import append
-from tests.support import Api
+from app.store.tables import Event
+from tests.support import PG_ADMIN_URL, Api
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -86,3 +89,16 @@ def test_a_reader_following_after_does_not_skip_a_transaction_that_started_first
     thread_b.join(10)
     seen = follow(cursor)
     assert seen[0] == event_a.id and len(seen) == 2 and seen == sorted(seen)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_writers_in_flight_in_another_database_do_not_hold_readers_back_here(api: Api, runtime: Any) -> None:
+    """``pg_locks`` lists every database's advisory locks, and other databases' never conflict with ours."""
+    api.create_task("T-1")
+    elsewhere = create_engine(PG_ADMIN_URL)
+    try:
+        with elsewhere.connect() as other, runtime.read_uow() as uow:
+            other.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": INFLIGHT_BASE})
+            assert visible_bound(uow.session) == uow.session.execute(select(func.max(Event.id))).scalar_one()
+    finally:
+        elsewhere.dispose()

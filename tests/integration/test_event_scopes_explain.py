@@ -88,6 +88,7 @@ def whole_log_scans(app: Flask, statement: str, parameters: Any) -> list[str]:
     row by row hoping to meet enough matches."""
     with app.extensions["orchestration"].engine.connect() as connection:
         [[explained]] = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).all()
+        folded = connection.scalar(text("SELECT folded_upto FROM orchestration_rollup_watermark"))
     found = []
     for node in plan_nodes(explained[0]["Plan"]):
         if node.get("Relation Name") != EVENTS_TABLE:
@@ -96,9 +97,12 @@ def whole_log_scans(app: Flask, statement: str, parameters: Any) -> list[str]:
         # a primary-key range that starts at the first id of a time window (read from the
         # (emitted_at, id) index) is that window, not the log
         windowed = re.search(r"id >= \$\d+", condition) is not None
+        # a primary-key range that starts at the fold's watermark is the events not folded into
+        # the rollups yet (seconds of writes; ``rollup_fold``), not the log
+        tail = condition == f"(id > '{folded}'::bigint)"
         # (``id IS NOT NULL``: how a bare min(id)/max(id) under a filter walks the key from one end)
         open_ended = not condition or "id >" in condition or "IS NOT NULL" in condition
-        pk_walk = node.get("Index Name") == PRIMARY_KEY and open_ended and not windowed
+        pk_walk = node.get("Index Name") == PRIMARY_KEY and open_ended and not windowed and not tail
         if node["Node Type"] == "Seq Scan" or pk_walk:
             found.append(f"{node['Node Type']} {node.get('Index Name', '')} {condition}".strip())
     return found
