@@ -90,14 +90,19 @@ def ring_after_commit(factory: sessionmaker[Session], bell: Bell) -> None:
         if state.is_insert and getattr(getattr(state.statement, "table", None), "name", None) == Event.__tablename__:
             state.session.info[_APPENDED] = True
 
+    # SQLAlchemy dispatches after_commit and after_rollback for savepoints too. Releasing one (each
+    # rule's effects are applied in one) makes nothing visible yet: ring at the outermost COMMIT only,
+    # and keep the flag through a savepoint's rollback (a spare ring is harmless, a missed one waits
+    # for the stream's poll).
     @event.listens_for(factory, "after_commit")
     def _ring(session: Session) -> None:
-        if session.info.pop(_APPENDED, False):
+        if not session.in_nested_transaction() and session.info.pop(_APPENDED, False):
             bell.ring()
 
     @event.listens_for(factory, "after_rollback")
     def _forget(session: Session) -> None:
-        session.info.pop(_APPENDED, None)
+        if not session.in_nested_transaction():
+            session.info.pop(_APPENDED, None)
 
 
 def start_daemon(target: Callable[[], None], name: str) -> threading.Thread:

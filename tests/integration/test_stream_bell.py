@@ -13,7 +13,7 @@ from sqlalchemy.orm import make_transient
 from app import create_app
 from app.config import Settings
 from app.services import tokens
-from app.store.bell import Bell
+from app.store.bell import Bell, note_appended
 from app.store.tables import Event
 from tests.conftest import make_settings
 from tests.integration.automation.workers import RedisServer
@@ -47,6 +47,25 @@ def test_a_commit_that_appended_events_rings_and_nothing_else_does(app_with_ring
         row.id, row.event_id, row.sequence = None, "00000000-0000-4000-8000-000000000000", 99
         uow.session.add(row)
         uow.session.flush()
+    assert rings == [1]
+
+
+def test_events_appended_in_a_savepoint_ring_once_the_outer_transaction_commits(
+        app_with_rings: tuple[Flask, list[int]]) -> None:
+    """A rule's effects are applied in a savepoint; releasing it makes nothing visible, the COMMIT does."""
+    flask_app, rings = app_with_rings
+    rt = flask_app.extensions["orchestration"]
+    token = tokens.create_token("user:a", "admin", rt.uow(), rt.clock)
+    client, headers = flask_app.test_client(), {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/orchestration/tasks", json={"task_code": "B-1", "title": "t"}, headers=headers).status_code == 201
+    rings.clear()
+    with rt.uow() as uow:
+        with uow.session.begin_nested():
+            note_appended(uow.session)  # what the write tail does when it inserts events
+        assert rings == [], "rang at a savepoint's release, before anything was visible"
+        with uow.session.begin_nested() as failed:  # a later rule whose savepoint rolls back
+            failed.rollback()
+        uow.commit()
     assert rings == [1]
 
 
