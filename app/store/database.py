@@ -7,7 +7,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+
+CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK), without importing psycopg for SQLite
 
 WRITE_OPTION = "orchestration_write"
 
@@ -19,8 +22,35 @@ def make_engine(url: str, echo: bool = False, *, prepared_statements: bool = Tru
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo)
     connect_args = {} if prepared_statements else {"prepare_threshold": None}
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                         connect_args=connect_args)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, connect_args=connect_args)
+    event.listen(engine, "checkout", _refuse_closed_by_server)
+    return engine
+
+
+def _refuse_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Hand out no connection the server has closed (a restart, ``pg_terminate_backend``, an idle timeout).
+
+    ``pool_pre_ping`` would ask the server with a round trip on every checkout:
+    one of the five or six a write costs. An idle connection the server has
+    hung up on has its goodbye and the end of the stream waiting to be read;
+    libpq's ``PQconsumeInput`` reads what is there without blocking (libpq's
+    socket is non-blocking, two ``recv`` calls, no round trip), and fails on a
+    closed stream. A dead one is
+    refused (``DisconnectionError``) and the pool replaces it, as it would
+    after a failed ping. A connection lost without a word (a network cut)
+    still fails its first statement, and the pool then recycles every
+    connection as old as it.
+    """
+    pgconn = dbapi_connection.pgconn
+    try:
+        # Twice: the first read takes the server's goodbye (a FATAL message), the second meets the
+        # end of the stream. On a live idle connection each finds nothing and returns at once.
+        pgconn.consume_input()
+        pgconn.consume_input()
+    except Exception as exc:  # noqa: BLE001 - whatever libpq says, this connection is no good
+        raise DisconnectionError("the server closed this connection while it sat in the pool") from exc
+    if pgconn.status != CONNECTION_OK:
+        raise DisconnectionError("this pooled connection is no longer open")
 
 
 def _sqlite_engine(url: str, echo: bool) -> Engine:
