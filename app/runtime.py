@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app import metrics
 from app.config import Settings
@@ -67,13 +67,18 @@ class Runtime:
 
 
 _FLUSHED = "orchestration_flushed_events"
+_MARKS = "orchestration_savepoint_marks"  # savepoint -> how many APPENDED_TYPES were listed when it began
 
 
 def count_committed_events(factory: sessionmaker[Session]) -> None:
     """``orch_events_appended_total`` counts events once committed, wherever they were appended.
 
     Events flushed in a savepoint that rolled back (a failed rule) leave the
-    session, so only those still in it at the commit are counted.
+    session, so only those still in it at the commit are counted; events the
+    write tail inserted by SQL are listed by type (``APPENDED_TYPES``), and a
+    savepoint's rollback drops what it added to that list. SQLAlchemy also
+    dispatches after_commit and after_rollback for savepoints: releasing one
+    commits nothing, so only the outermost COMMIT counts.
     """
 
     @event.listens_for(factory, "after_flush")
@@ -81,12 +86,27 @@ def count_committed_events(factory: sessionmaker[Session]) -> None:
         session.info.setdefault(_FLUSHED, []).extend(
             row for row in session.new if isinstance(row, Event) and row.archived_at is None)
 
+    @event.listens_for(factory, "after_transaction_create")
+    def _mark(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested:
+            session.info.setdefault(_MARKS, {})[id(transaction)] = len(session.info.get(APPENDED_TYPES, []))
+
     @event.listens_for(factory, "after_commit")
     def _count(session: Session) -> None:
+        if session.in_nested_transaction():
+            return
         rows = session.info.pop(_FLUSHED, [])
+        session.info.pop(_MARKS, None)
         metrics.events_appended([row.type for row in rows if row in session] + session.info.pop(APPENDED_TYPES, []))
 
     @event.listens_for(factory, "after_rollback")
     def _forget(session: Session) -> None:
+        savepoint = session.get_nested_transaction()
+        if savepoint is not None:  # only what this savepoint appended by SQL; its flushed rows left the session
+            mark = session.info.get(_MARKS, {}).pop(id(savepoint), None)
+            if mark is not None:
+                del session.info.get(APPENDED_TYPES, [])[mark:]
+            return
         session.info.pop(_FLUSHED, None)
         session.info.pop(APPENDED_TYPES, None)
+        session.info.pop(_MARKS, None)

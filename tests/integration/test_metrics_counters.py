@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from app.domain.events import PlannedEvent
+from app.services.context import ChangeContext
+from app.store import repositories as repo
+from app.store.event_store import append
 from tests.support import Api
 
 
@@ -27,6 +33,38 @@ def test_events_are_counted_once_committed_and_a_refused_change_counts_only_its_
     assert value("orch_events_appended_total", type="orchestration.task.validation_failed") == refused + 1
     assert value("orch_http_requests_total", method="PATCH", route="/api/orchestration/tasks/<code>",
                  status="409") >= 1
+
+
+def test_a_rules_savepoints_count_at_the_commit_and_a_rolled_back_one_counts_nothing(api: Api, runtime: Any) -> None:
+    """Rule effects are appended in savepoints: released ones count when the transaction commits, a rolled-back
+    one never, and nothing counts if the transaction itself rolls back."""
+    api.create_task("T-SP")
+    progress = value("orch_events_appended_total", type="orchestration.task.progress_updated")
+
+    def append_progress(session: Any, n: int) -> None:
+        row = repo.find_task(session, "T-SP", lock=True)
+        before, row.progress = row.progress, n
+        append(session, repo.stream_of("task", row),
+               [PlannedEvent("orchestration.task.progress_updated", {"progress": {"before": before, "after": n}})],
+               ChangeContext(actor="user:rule").meta(), runtime.clock())
+
+    session = runtime.writer()
+    with session.begin_nested():
+        append_progress(session, 10)
+    assert value("orch_events_appended_total", type="orchestration.task.progress_updated") == progress
+    failed = session.begin_nested()
+    append_progress(session, 20)
+    failed.rollback()
+    session.commit()
+    session.close()
+    assert value("orch_events_appended_total", type="orchestration.task.progress_updated") == progress + 1
+
+    session = runtime.writer()
+    with session.begin_nested():
+        append_progress(session, 30)
+    session.rollback()
+    session.close()
+    assert value("orch_events_appended_total", type="orchestration.task.progress_updated") == progress + 1
 
 
 def test_an_archive_run_from_the_cli_is_counted_with_its_rows_but_a_dry_run_is_not(app: Flask, api: Api) -> None:
