@@ -16,8 +16,6 @@ from app.domain.hashing import CURRENT, event_hash
 from app.store import snapshots
 from app.store.envelopes import envelope as envelope  # re-exported: the public shape, read everywhere
 from app.store.event_tail import append_rows
-from app.store.rollup_shift import add_to_rollups as add_to_rollups  # re-exported: tests move counts by hand
-from app.store.rollup_shift import hour_bucket as hour_bucket  # re-exported: tests count by it too
 from app.store.tables import Event as Event  # re-exported: what append() answers
 from app.store.tables import StreamMixin
 

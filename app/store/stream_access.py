@@ -40,6 +40,7 @@ def spend_ticket(session: Session, ticket_hash: str, now: datetime) -> ApiToken 
 def latest_event_id(session: Session) -> int:
     """Where "the live tail" starts: every event up to this id has committed or rolled back
     (``event_fence.visible_bound``), so following from here skips nothing."""
-    bound = visible_bound(session)
-    stmt = select(func.coalesce(func.max(Event.id), 0))
-    return int(session.scalar(stmt if bound is None else stmt.where(Event.id <= bound)) or 0)
+    bound = visible_bound(session)  # nothing above it is settled, nothing at or below it is still coming
+    if bound is not None:
+        return bound
+    return int(session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0)

@@ -22,7 +22,8 @@ from sqlalchemy import select, text, update
 
 from app.domain.events import PlannedEvent
 from app.services import rollup_fold
-from app.store.event_store import EventMeta, StreamRef, add_to_rollups, append, hour_bucket
+from app.store.event_store import EventMeta, StreamRef, append
+from app.store.rollup_shift import add_to_rollups, hour_bucket
 from app.store.tables import EVENTS_ARCHIVE, Base, Event, Signal
 from tests.support import Api, move_marked_to_archive
 
