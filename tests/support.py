@@ -74,8 +74,23 @@ def wipe(engine: Any) -> None:
     """Empty every table between tests (user rules only: built-in rules stay).
 
     As a writer (BEGIN IMMEDIATE on SQLite): a deferred transaction that reads
-    first and writes later fails at once if a worker commits in between.
+    first and writes later fails at once if a worker commits in between. On
+    PostgreSQL a real worker may still be claiming a previous test's event
+    (the visible bound's sequence read, then the outbox rows) while TRUNCATE
+    locks the same relations in its own order; when the database picks the
+    TRUNCATE as the deadlock victim, it is simply tried again.
     """
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(5):
+        try:
+            return _wipe_once(engine)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 4:  # deadlock_detected
+                raise
+
+
+def _wipe_once(engine: Any) -> None:
     with engine.execution_options(orchestration_write=True).begin() as connection:
         names = set(engine.dialect.get_table_names(connection))
         tables = [t for t in TABLES_IN_DELETE_ORDER if t in names]
