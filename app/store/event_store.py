@@ -64,8 +64,8 @@ def append(
         row.version = version + len(planned)
         row.last_hash = last_hash
         row.updated_at = now
-    session.flush()  # the row's UPDATE, then the tail: one statement, then COMMIT
-    queued = append_rows(session, rows, envelopes, now, dispatch=dispatch and meta.trigger_rules)
+    # the row's UPDATE and the events: one statement on PostgreSQL (then COMMIT), a flush and inserts on SQLite
+    queued = append_rows(session, rows, envelopes, now, dispatch=dispatch and meta.trigger_rules, stream_row=row)
     session.info.setdefault(QUEUED, set()).update(queued)
     if row is not None:
         _snapshot_if_due(session, stream, version, row.version, now)

@@ -1,8 +1,9 @@
 """The tail of a write: events and outbox rows in one round trip.
 
-Everything else of the write (row lock, row UPDATE, hashing, the response)
-happens before; on PostgreSQL the tail is **one statement** (``tail_sql``)
-followed by COMMIT. It starts by registering the transaction as in flight
+Everything else of the write (row lock, hashing, the response) happens
+before; on PostgreSQL the tail is **one statement** (``tail_sql``) followed by
+COMMIT, and it carries the stream row's UPDATE too (``row_update``) when that
+is all a flush would send. It starts by registering the transaction as in flight
 (``event_fence.REGISTER_SQL``, a shared advisory lock keyed below every id it
 is about to draw), which is what lets readers that follow the log by id stop
 short of a late commit (``event_fence.visible_bound``). Writers never wait on
@@ -30,13 +31,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, insert, text
+from sqlalchemy import Table, delete, insert, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.domain.clock import as_utc
 from app.domain.interest import may_trigger
-from app.store import rule_index
+from app.store import row_update, rule_index
 from app.store.bell import note_appended
 from app.store.event_fence import REGISTER_SQL
 from app.store.tables import Event, OutboxEntry
@@ -45,14 +46,19 @@ APPENDED_TYPES = "orchestration_appended_event_types"  # read by app.runtime for
 
 
 def append_rows(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
-                dispatch: bool) -> set[int]:
-    """Insert the events (setting their ids) and their outbox rows when a rule may care.
+                dispatch: bool, stream_row: Any = None) -> set[int]:
+    """Write the stream row's changes, insert the events (setting their ids) and their outbox rows when a
+    rule may care.
 
     Returns the ids that got an outbox row: the only ones worth a message.
     """
     session.info.setdefault(APPENDED_TYPES, []).extend(row.type for row in rows)  # counted after the commit
     if session.get_bind().dialect.name == "postgresql":
-        return _postgres_tail(session, rows, envelopes, now, dispatch=dispatch)
+        update = row_update.pending(session, stream_row)
+        if update is None:
+            session.flush()
+        return _postgres_tail(session, rows, envelopes, now, dispatch=dispatch, update=update)
+    session.flush()
     return _sqlite_tail(session, rows, envelopes, now, dispatch=dispatch)
 
 
@@ -94,16 +100,21 @@ def _event_columns(rows: Sequence[Event]) -> tuple[Column, ...]:
                  if not (c[3] and c[2] is None and all(getattr(r, c[0]) is None for r in rows)))
 
 
+RowKey = tuple[Table, tuple[str, ...]]  # the stream row's table and the columns its UPDATE sets
+
+
 @cache
-def tail_sql(columns: tuple[Column, ...]) -> str:
-    """The tail statement, built from the table so a new column needs no edit here."""
+def tail_sql(columns: tuple[Column, ...], row: RowKey | None = None) -> str:
+    """The tail statement, built from the table so a new column needs no edit here; with ``row``, it
+    also sends the stream row's UPDATE (``row_update``) and answers how many rows that changed."""
     dialect = postgresql.dialect()
     table = Event.__table__
     names = [c[1] for c in columns]
     record = ", ".join(f'"{n}" {table.c[n].type.compile(dialect=dialect)}' for n in names) + ", ord int"
     quoted = ", ".join(f'"{n}"' for n in names)
+    updated = "(SELECT count(*) FROM row_update)" if row is not None else "1"
     return f"""
-WITH fence AS {REGISTER_SQL},
+WITH fence AS {REGISTER_SQL},{"" if row is None else chr(10) + row_update.update_cte(*row) + ","}
 ins AS (
   INSERT INTO orchestration_events ({quoted})
   SELECT {", ".join(f'e."{n}"' for n in names)}
@@ -117,7 +128,8 @@ queued AS (
   WHERE ins.event_id = ANY(CAST(:queue AS varchar[]))
   RETURNING event_id
 )
-SELECT ins.event_id, ins.id, queued.event_id IS NOT NULL AS queued, {rule_index.VERSION_SQL["postgresql"]}
+SELECT ins.event_id, ins.id, queued.event_id IS NOT NULL AS queued, {rule_index.VERSION_SQL["postgresql"]},
+  {updated} AS updated
 FROM ins LEFT JOIN queued ON queued.event_id = ins.id
 """
 
@@ -138,17 +150,26 @@ def _event_records(rows: Sequence[Event], columns: tuple[Column, ...]) -> str:
 
 
 def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[dict[str, Any]], now: datetime, *,
-                   dispatch: bool) -> set[int]:
+                   dispatch: bool, update: row_update.RowUpdate | None) -> set[int]:
     index = rule_index.current(session)
     columns = _event_columns(rows)
     params = {"events": _event_records(rows, columns), "now": as_utc(now).isoformat(),
               "queue": _wanted(index, envelopes, dispatch)}
-    result = session.execute(text(tail_sql(columns)), params).all()
+    statement = text(tail_sql(columns))
+    if update is not None:
+        key = (update.table, update.columns)
+        statement = text(tail_sql(columns, key)).bindparams(*row_update.binds(*key))
+        params |= update.params()
+    result = session.execute(statement, params).all()
     note_appended(session)
-    found = {event_id: event_pk for event_id, event_pk, _, _ in result}
+    if update is not None:
+        if result[0][4] != 1:  # the caller holds the row's lock: it cannot have gone
+            raise RuntimeError(f"{update.table.name} row {update.ident} was not updated")
+        update.mark_flushed(session)
+    found = {event_id: event_pk for event_id, event_pk, *_ in result}
     for row in rows:
         row.id = found[row.event_id]
-    queued = {event_pk for _, event_pk, was_queued, _ in result if was_queued}
+    queued = {event_pk for _, event_pk, was_queued, *_ in result if was_queued}
     if dispatch and result[0][3] != index.version:  # the rules changed since this process cached them
         fresh = set(_wanted(rule_index.refresh(session), envelopes, dispatch))
         stale = {r.id for r in rows if r.id in queued and r.event_id not in fresh}
