@@ -5,10 +5,16 @@ id), so a lost or duplicated ring costs latency, never correctness. It rings
 after every commit that inserted events, whichever use case or process made
 it: in-process listeners directly, other processes through Redis pub/sub
 when Redis is configured (else they poll).
+
+The Redis side is a publisher thread (a greenlet under gevent) per process,
+not a PUBLISH inside each commit: the request that committed does not wait on
+Redis, and under load one PUBLISH every ``PUBLISH_INTERVAL`` wakes the
+followers for all the commits since the last one.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -25,6 +31,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "orchestration:events:committed"
 _APPENDED = "orchestration_events_appended"
 Listener = Callable[[], None]
+# A process publishes at most one ring per interval (seconds): followers wake that much later at worst.
+PUBLISH_INTERVAL = 0.02
 
 
 class Bell:
@@ -34,6 +42,9 @@ class Bell:
         self.redis_url = redis_url
         self._listeners: list[Listener] = []
         self._redis: Any = None
+        self._due = threading.Event()
+        self._publisher: threading.Thread | None = None
+        self._starting = threading.Lock()
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -42,7 +53,31 @@ class Bell:
         for listener in list(self._listeners):
             listener()
         if self.redis_url:
+            self._due.set()
+            self._ensure_publisher()
+
+    def flush(self) -> None:
+        """Publish a ring still due now (at exit: a short-lived process's last commit)."""
+        if self._due.is_set():
+            self._due.clear()
             self._publish()
+
+    def _ensure_publisher(self) -> None:
+        """Started on the first ring, and again in a forked child (threads do not survive a fork)."""
+        if self._publisher is not None and self._publisher.is_alive():
+            return
+        with self._starting:
+            if self._publisher is None:
+                atexit.register(self.flush)
+            if self._publisher is None or not self._publisher.is_alive():
+                self._publisher = start_daemon(self._publish_due, "bell-publisher")
+
+    def _publish_due(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            self._publish()
+            time.sleep(PUBLISH_INTERVAL)
 
     def _publish(self) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import make_transient
 from app import create_app
 from app.config import Settings
 from app.services import tokens
-from app.store.bell import Bell, note_appended
+from app.store.bell import PUBLISH_INTERVAL, Bell, note_appended
 from app.store.tables import Event
 from tests.conftest import make_settings
 from tests.integration.automation.workers import RedisServer
@@ -84,6 +85,22 @@ def test_redis_carries_the_ring_to_another_process(tmp_path: Path) -> None:
     finally:
         done.set()
         redis.stop()
+
+
+def test_a_burst_of_rings_takes_a_few_publishes_and_the_last_ring_is_never_dropped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bell = Bell("redis://127.0.0.1:1/0")  # never reached: publishing is counted instead
+    published: list[float] = []
+    monkeypatch.setattr(bell, "_publish", lambda: published.append(time.monotonic()))
+    for _ in range(200):  # commits in one process, faster than the publish interval
+        bell.ring()
+    wait_for(lambda: published)
+    time.sleep(PUBLISH_INTERVAL * 3)
+    after_burst = len(published)
+    assert 1 <= after_burst < 20, "every commit of the burst published its own ring"
+
+    bell.ring()  # a commit after the burst still wakes the followers
+    wait_for(lambda: len(published) == after_burst + 1)
 
 
 def test_the_stream_uses_the_brokers_redis_unless_redis_url_is_set() -> None:
