@@ -31,7 +31,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, text
+from sqlalchemy import Table, TextClause, delete, insert, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -134,6 +134,13 @@ FROM ins LEFT JOIN queued ON queued.event_id = ins.id
 """
 
 
+@cache
+def tail_statement(columns: tuple[Column, ...], row: RowKey | None = None) -> TextClause:
+    """``tail_sql`` as a statement, built once: parsing its text for parameters costs more than sending it."""
+    statement = text(tail_sql(columns, row))
+    return statement if row is None else statement.bindparams(*row_update.binds(*row))
+
+
 def _json_value(value: Any) -> Any:
     return as_utc(value).isoformat() if isinstance(value, datetime) else value
 
@@ -155,12 +162,10 @@ def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[
     columns = _event_columns(rows)
     params = {"events": _event_records(rows, columns), "now": as_utc(now).isoformat(),
               "queue": _wanted(index, envelopes, dispatch)}
-    statement = text(tail_sql(columns))
+    key = None if update is None else (update.table, update.columns)
     if update is not None:
-        key = (update.table, update.columns)
-        statement = text(tail_sql(columns, key)).bindparams(*row_update.binds(*key))
         params |= update.params()
-    result = session.execute(statement, params).all()
+    result = session.execute(tail_statement(columns, key), params).all()
     note_appended(session)
     if update is not None:
         if result[0][4] != 1:  # the caller holds the row's lock: it cannot have gone

@@ -56,8 +56,8 @@ def pending(session: Session, row: Any) -> RowUpdate | None:
     if any(other is not row for other in session.dirty):
         return None
     values: dict[str, Any] = {}
-    for prop in state.mapper.iterate_properties:
-        history = state.attrs[prop.key].history
+    for key in list(state.committed_state):  # the attributes set since the row was loaded (or flushed)
+        prop, history = state.mapper.attrs[key], state.attrs[key].history
         if not history.has_changes():
             continue
         if not isinstance(prop, ColumnProperty) or len(prop.columns) != 1 or not history.added:
