@@ -144,9 +144,36 @@ WHERE t.type = 'orchestration.task.priority_changed' AND t.entity_code = ANY(:co
 """)
 
 
+EFFECT_SPAN_SQL = text("""
+SELECT count(*), EXTRACT(EPOCH FROM max(e.emitted_at) - min(e.emitted_at))
+FROM orchestration_events t
+JOIN orchestration_events e ON e.causation_id = t.event_id AND e.type = 'orchestration.alert.raised'
+WHERE t.type = 'orchestration.task.priority_changed' AND t.entity_code = ANY(:codes)
+""")
+
+
+def latency_codes(count: int) -> list[str]:
+    """Fresh seeded tasks (``L-n``) for one round of triggers."""
+    return [f"L-{next(_next_latency_task)}" for _ in range(count)]
+
+
+def rule_drain(stack: Stack, rate: int, count: int) -> dict[str, Any]:
+    """PATCH ``priority: P0`` on fresh tasks faster than the worker can follow; effects per second
+    over the span from the first effect to the last one: what the worker sustains."""
+    codes = latency_codes(count)
+    sent = load.open_loop(stack.web_port, stack.headers, rate, count,
+                          lambda n: ("PATCH", f"/api/orchestration/tasks/{codes[n]}", {"priority": "P0"}))
+    left = stack.settle(120)
+    assert stack.runtime is not None
+    with stack.runtime.engine.connect() as connection:
+        effects, span = connection.execute(EFFECT_SPAN_SQL, {"codes": codes}).one()
+    return {"sent": sent, "rate": rate, "effects": effects, "missing": count - effects, "outbox_left": left,
+            "effects_per_s": round(effects / float(span), 1) if span else None}
+
+
 def rule_latency(stack: Stack, rate: int, count: int) -> dict[str, Any]:
     """PATCH ``priority: P0`` on fresh tasks at ``rate``/s; trigger → alert latency, in ms."""
-    codes = [f"L-{next(_next_latency_task)}" for _ in range(count)]
+    codes = latency_codes(count)
     sent = load.open_loop(stack.web_port, stack.headers, rate, count,
                                 lambda n: ("PATCH", f"/api/orchestration/tasks/{codes[n]}", {"priority": "P0"}))
     left = stack.settle(60)

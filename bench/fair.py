@@ -12,7 +12,9 @@ the median of the per-round ratios reported:
 2. Rule latency (trigger ``emitted_at`` → effect ``emitted_at``, rule
    ``alert_p0_task``) at 20 and 100 triggers/s, against an empty Celery task's
    round trip on the same broker at the same rate; every effect must be present.
-   ``WARMUP`` triggers and empty tasks go first, unmeasured.
+   ``WARMUP`` triggers and empty tasks go first, unmeasured. Then what the worker
+   sustains: ``DRAIN_COUNT`` triggers sent at ``DRAIN_RATE``/s, faster than it
+   follows, and its effects per second from the first effect to the last.
 3. In-process append throughput (``tracking.update``, one event per call)
    against the ``eventsourcing`` library's PostgreSQL recorder, 8 threads each.
 
@@ -36,7 +38,7 @@ from bench import _baselines as base
 from bench import _load as load
 from bench import _procs as procs
 from bench._bare_app import TABLE_SQL
-from bench._fair_setup import Stack, rule_latency, seed
+from bench._fair_setup import Stack, rule_drain, rule_latency, seed
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
@@ -45,6 +47,7 @@ RATES = (20, 100)
 # Triggers (and empty tasks) sent once before the latency rounds and not measured: the first effect a worker
 # process applies pays for its lazy imports, rule cache and connections, which steady operation never does again.
 WARMUP = 20
+DRAIN_RATE, DRAIN_COUNT = 400, 1000
 APPEND_THREADS = 8
 SECTIONS = frozenset(os.environ.get("BENCH_SECTIONS", "http,latency,append").replace(" ", "").split(","))
 _counter = itertools.count(1)
@@ -114,6 +117,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                          "effects_missing": sum(r["rule"]["missing"] for r in rounds)}
     if latency:
         summary["latency"] = latency
+    if result["drain"]:
+        summary["drain"] = {"effects_per_s": median(result["drain"], "effects_per_s"),
+                            "effects_missing": sum(r["missing"] for r in result["drain"])}
     if result["append"]:
         summary["append_vs_eventsourcing"] = median(result["append"], "ratio")
     return summary
@@ -126,6 +132,9 @@ def print_table(summary: dict[str, Any]) -> None:
         print(f"rules at {rate}/s: p50 {lat['rule_p50']:.1f} ms p99 {lat['rule_p99']:.1f} ms"
               f" (empty task p50 {lat['noop_p50']:.1f} p99 {lat['noop_p99']:.1f}); effects missing: "
               f"{lat['effects_missing']}")
+    if "drain" in summary:
+        print(f"worker (-c 2) drains {summary['drain']['effects_per_s']} rule effects/s"
+              f" ({DRAIN_COUNT} triggers sent at {DRAIN_RATE}/s); effects missing: {summary['drain']['effects_missing']}")
     if "append_vs_eventsourcing" in summary:
         print(f"in-process append vs eventsourcing ({APPEND_THREADS} threads): x{summary['append_vs_eventsourcing']}")
 
@@ -143,7 +152,7 @@ def _print_http(summary: dict[str, Any]) -> None:
 
 def run(stack: Stack) -> dict[str, Any]:
     result: dict[str, Any] = {"http": {str(c): [] for c in CONNECTIONS}, "latency": {str(r): [] for r in RATES},
-                              "append": []}
+                              "drain": [], "append": []}
     recorder = base.Recorder(stack.database_url, APPEND_THREADS) if "append" in SECTIONS else None
     try:
         if "latency" in SECTIONS:
@@ -157,6 +166,7 @@ def run(stack: Stack) -> dict[str, Any]:
             if "latency" in SECTIONS:
                 for rate in RATES:
                     result["latency"][str(rate)].append(latency_round(stack, rate))
+                result["drain"].append(rule_drain(stack, DRAIN_RATE, DRAIN_COUNT))
             if recorder is not None:
                 result["append"].append(append_round(stack, recorder))
             print(f"round {n + 1}/{ROUNDS} done", flush=True)
@@ -169,7 +179,7 @@ def run(stack: Stack) -> dict[str, Any]:
 def main() -> None:
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="bench-fair-") as tmp, Stack.up(Path(tmp), TABLE_SQL) as stack:
-        seed(stack, latency_tasks=WARMUP + ROUNDS * sum(int(r * SECONDS) for r in RATES))
+        seed(stack, latency_tasks=WARMUP + ROUNDS * (DRAIN_COUNT + sum(int(r * SECONDS) for r in RATES)))
         stack.start_processes()
         result = run(stack)
     summary = summarize(result)
