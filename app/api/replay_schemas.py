@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, missing, validates_schema
 
+from app.api.plain_dump import PlainDump
 from app.api.schemas import EntityRef, EventOut, Instant, PageArgs, SprintFields, TaskFields
 from app.domain.integrity import KINDS
 
@@ -28,7 +29,7 @@ class ReplayBody(Schema):
         "description": "Repairs are compensating events and start no automation rules unless this is true."})
 
 
-class HistoryItem(Schema):
+class HistoryItem(PlainDump):
     event = fields.Nested(EventOut)
     state = fields.Dict(allow_none=True, metadata={"description": "The entity's fields and `deleted` right "
                                                                   "after the event."})

@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.api.plain_dump import PlainDump
 from app.domain import field_limits as limits
 from app.domain import jsonvalues
 from app.domain.actors import ACTOR_KINDS
@@ -251,13 +252,15 @@ class Problem(Schema):
                          metadata={"description": "validation errors by field (422)"})
 
 
-class EntityRef(Schema):
+class EntityRef(PlainDump):
     type = fields.String()
     id = fields.Integer()
     code = fields.String(allow_none=True)
 
 
-class EventOut(Schema):
+class EventOut(PlainDump):
+    """An event envelope; dumped by picking its keys (``plain_dump``): envelopes are already public."""
+
     id = fields.Integer()
     event_id = fields.String()
     type = fields.String()
