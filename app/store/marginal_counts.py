@@ -1,5 +1,8 @@
 """Statistics over whole UTC days from per-month and per-day marginals (issue 12: cost not following events).
 
+An ``hour`` grain holds the ``type`` and ``total`` dimensions only (migration
+0012), for timelines by hour.
+
 Hourly rollups carry the combination (type, actor, entity type), so all-time
 statistics read about one rollup row per (hour, combination): at realistic
 actor counts nearly one per event. ``orchestration_event_marginals`` keeps each
@@ -18,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.domain.buckets import Range, ceil, floor, label
@@ -72,6 +75,13 @@ def marginals(session: Session, flt: EventFilter, keys: tuple[str, ...], days: R
             if n:
                 found["day"][label(day, "day")] += int(n)
     return found
+
+
+def hours_by_type(flt: EventFilter, hours: Range) -> Select[tuple[datetime, str, int]]:
+    """Whole hours ``[lo, hi)`` by type from the ``hour`` marginals: hours × types rows, whatever
+    the actors (an hourly timeline; the caller checks ``answers`` and adds the unfolded events)."""
+    return (select(M.start, M.value, func.sum(M.count))
+            .where(_kept(flt), M.dimension == "type", _in(M.grain == "hour", hours)).group_by(M.start, M.value))
 
 
 def _covering(days: Range) -> ColumnElement[bool]:

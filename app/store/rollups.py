@@ -68,7 +68,10 @@ def counts(session: Session, flt: EventFilter, keys: tuple[str, ...]) -> Counts:
     for start, end in split.raw:
         total.update(raw_counts(session, dataclasses.replace(flt, start=start, end=end), keys))
     if split.whole is not None:
-        total.update(rollup_counts(session, flt, split.whole, keys))
+        if keys == ("hour", "type") and marginal_counts.answers(session, flt, ("type",)):
+            total.update(_collect(session, marginal_counts.hours_by_type(flt, split.whole), keys))
+        else:
+            total.update(rollup_counts(session, flt, split.whole, keys))
         total.update(unfolded_counts(session, dataclasses.replace(flt, start=split.whole[0], end=split.whole[1]),
                                      keys, mark))
     return total

@@ -298,8 +298,9 @@ class EventMarginal(Base):
     with value ``""`` counts every event) per UTC day or month (``grain``, ``start``): all-time
     statistics read months × values + days rows, not one hourly rollup row per combination.
 
-    PostgreSQL only: statement triggers on ``orchestration_event_rollups`` (migration 0011)
-    change these counts by whatever changes the hours', so no code path maintains them.
+    PostgreSQL only: statement triggers on ``orchestration_event_rollups`` (migrations 0011,
+    0012) change these counts by whatever changes the hours', so no code path maintains them.
+    The ``hour`` grain holds ``type`` and ``total`` only: an hourly timeline reads hours × types.
     """
 
     __tablename__ = "orchestration_event_marginals"

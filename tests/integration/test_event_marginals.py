@@ -45,8 +45,12 @@ def marginal_table(runtime: Any) -> dict[Key, int]:
     m = EventMarginal
     with runtime.read_uow() as uow:
         rows = uow.session.execute(select(m.grain, m.start, m.dimension, m.value, m.archived, m.count))
-        return {(grain, start.date().isoformat(), dim, value, archived): n
+        return {(grain, _start_key(grain, start), dim, value, archived): n
                 for grain, start, dim, value, archived, n in rows if n}
+
+
+def _start_key(grain: str, start: Any) -> str:
+    return start.strftime("%Y-%m-%dT%H") if grain == "hour" else start.date().isoformat()
 
 
 def log_by_day(runtime: Any) -> dict[Key, int]:
@@ -60,6 +64,8 @@ def log_by_day(runtime: Any) -> dict[Key, int]:
             for dimension, value in (("type", type_), ("actor", actor), ("entity_type", entity_type), ("total", "")):
                 found[("day", moment_.date().isoformat(), dimension, value, archived)] += 1
                 found[("month", moment_.date().replace(day=1).isoformat(), dimension, value, archived)] += 1
+                if dimension in ("type", "total"):  # hours by type only (migration 0012)
+                    found[("hour", _start_key("hour", moment_), dimension, value, archived)] += 1
     return dict(found)
 
 
@@ -72,6 +78,8 @@ def assert_breakdowns_equal_the_log(runtime: Any) -> None:
                 for key, value in zip(KEYS, combination, strict=True):
                     naive[key][value] += n
             assert rollups.marginals(uow.session, flt, KEYS) == naive, flt
+            hourly = ("hour", "type")  # what an hourly timeline counts: from the hour marginals
+            assert rollups.counts(uow.session, flt, hourly) == rollups.raw_counts(uow.session, flt, hourly), flt
 
 
 def test_marginals_follow_the_rollups_through_fold_archive_purge_and_restore(
@@ -128,3 +136,25 @@ def test_all_time_stats_read_months_and_days_and_never_the_hourly_rollups(api: A
     assert not any("orchestration_event_rollups" in s for s in whole_days)
     assert sum("orchestration_event_marginals" in s for s in whole_days) == 2  # by dimension, by day
     assert sum("orchestration_event_rollups" in s for s in from_mid_day) == 1  # the rest of DAY1 only
+
+
+def test_an_hourly_timeline_reads_the_hour_marginals_never_the_hourly_rollups(api: Api, runtime: Any,
+                                                                              dataset: Dataset) -> None:
+    rollup_fold.fold(runtime.uow())
+    statements: list[str] = []
+
+    def capture(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, _many: bool) -> None:
+        statements.append(statement)
+
+    event.listen(runtime.engine, "before_cursor_execute", capture)
+    try:
+        response = api.get("/events/timeline", query_string={
+            "bucket": "hour", "from": f"{DAY1}T00:00:00Z", "to": f"{DAY2}T23:00:00Z"})
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", capture)
+
+    assert response.status_code == 200, response.get_json()
+    assert sum(b["count"] for b in response.get_json()["buckets"]) == 13
+    counted = [s for s in statements if "orchestration_event_" in s]
+    assert not any("orchestration_event_rollups" in s for s in counted)
+    assert sum("orchestration_event_marginals" in s for s in counted) == 1
