@@ -1,7 +1,8 @@
 """Statistics over whole UTC days from per-month and per-day marginals (issue 12: cost not following events).
 
 An ``hour`` grain holds the ``type`` and ``total`` dimensions only (migration
-0012), for timelines by hour.
+0012), for timelines by hour; an ``all`` grain (migration 0013, ``start`` at
+the epoch) holds every dimension over the whole log, for all-time statistics.
 
 Hourly rollups carry the combination (type, actor, entity type), so all-time
 statistics read about one rollup row per (hour, combination): at realistic
@@ -85,8 +86,11 @@ def hours_by_type(flt: EventFilter, hours: Range) -> Select[tuple[datetime, str,
 
 
 def _covering(days: Range) -> ColumnElement[bool]:
-    """Month rows for the whole months of ``days``, day rows for the days outside them."""
+    """Month rows for the whole months of ``days``, day rows for the days outside them; all time,
+    the ``all`` rows (migration 0013: one per value, however many months)."""
     lo, hi = days
+    if lo is None and hi is None:
+        return M.grain == "all"
     first = _month_ceil(lo) if lo is not None else None
     last = _month_floor(hi) if hi is not None else None
     if first is not None and last is not None and first >= last:

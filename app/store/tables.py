@@ -299,8 +299,9 @@ class EventMarginal(Base):
     statistics read months × values + days rows, not one hourly rollup row per combination.
 
     PostgreSQL only: statement triggers on ``orchestration_event_rollups`` (migrations 0011,
-    0012) change these counts by whatever changes the hours', so no code path maintains them.
-    The ``hour`` grain holds ``type`` and ``total`` only: an hourly timeline reads hours × types.
+    0012, 0013) change these counts by whatever changes the hours', so no code path maintains them.
+    The ``hour`` grain holds ``type`` and ``total`` only: an hourly timeline reads hours × types;
+    the ``all`` grain (``start`` at the epoch) holds the whole log: all time reads one row per value.
     """
 
     __tablename__ = "orchestration_event_marginals"
