@@ -69,9 +69,10 @@ def on_starting(server: object) -> None:
 
 
 def post_worker_init(worker: object) -> None:
-    from app import logs
+    from app import heap, logs
 
     logs.adopt("gunicorn.error", _LOG_FORMAT)
+    heap.freeze_loaded_objects()  # the app is loaded: full GC passes skip it (app/heap.py)
 
 
 def child_exit(server: object, worker: object) -> None:

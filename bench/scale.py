@@ -33,7 +33,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Engine, text
 
-from app import create_app
+from app import create_app, heap
 from app.domain.clock import iso
 from app.domain.hashing import event_hash
 from app.domain.paging import encode_cursor
@@ -217,6 +217,7 @@ def run(total: int, days: int, rounds: int) -> None:
     logging.disable(logging.INFO)  # one request log line per measured call would bury the table
     with postgres_database("orch_scale") as url, tempfile.TemporaryDirectory() as folder:
         app = create_app(make_settings(url, Path(folder)))
+        heap.freeze_loaded_objects()  # as gunicorn's and Celery's processes do once the app is loaded
         engine = app.extensions["orchestration"].engine
         started = time.perf_counter()
         loaded = generate(engine, total, days, NOW)

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
+from app import heap
 from app.config import Settings
 from app.relay import Relay
 from app.runtime import Runtime
@@ -56,6 +57,7 @@ def _after_fork(**_: Any) -> None:
     if _runtime is not None:
         _runtime.dispose_after_fork()
     os.setpgid(0, 0)
+    heap.freeze_loaded_objects()  # full GC passes skip what the pool process inherited (app/heap.py)
 
 
 @worker_ready.connect
