@@ -152,18 +152,19 @@ WHERE t.type = 'orchestration.task.priority_changed' AND t.entity_code = ANY(:co
 """)
 
 
-def latency_codes(count: int) -> list[str]:
-    """Fresh seeded tasks (``L-n``) for one round of triggers."""
-    return [f"L-{next(_next_latency_task)}" for _ in range(count)]
+def _triggers(stack: Stack, rate: int, count: int, settle: float) -> tuple[list[str], int, int]:
+    """PATCH ``priority: P0`` on ``count`` fresh seeded tasks (``L-n``) at ``rate``/s, then wait (bounded)
+    for the worker; the tasks' codes, how many answered 2xx, and the outbox rows left."""
+    codes = [f"L-{next(_next_latency_task)}" for _ in range(count)]
+    sent = load.open_loop(stack.web_port, stack.headers, rate, count,
+                          lambda n: ("PATCH", f"/api/orchestration/tasks/{codes[n]}", {"priority": "P0"}))
+    return codes, sent, stack.settle(settle)
 
 
 def rule_drain(stack: Stack, rate: int, count: int) -> dict[str, Any]:
-    """PATCH ``priority: P0`` on fresh tasks faster than the worker can follow; effects per second
-    over the span from the first effect to the last one: what the worker sustains."""
-    codes = latency_codes(count)
-    sent = load.open_loop(stack.web_port, stack.headers, rate, count,
-                          lambda n: ("PATCH", f"/api/orchestration/tasks/{codes[n]}", {"priority": "P0"}))
-    left = stack.settle(120)
+    """Triggers faster than the worker can follow; effects per second over the span from the first
+    effect to the last one: what the worker sustains."""
+    codes, sent, left = _triggers(stack, rate, count, 120)
     assert stack.runtime is not None
     with stack.runtime.engine.connect() as connection:
         effects, span = connection.execute(EFFECT_SPAN_SQL, {"codes": codes}).one()
@@ -172,11 +173,8 @@ def rule_drain(stack: Stack, rate: int, count: int) -> dict[str, Any]:
 
 
 def rule_latency(stack: Stack, rate: int, count: int) -> dict[str, Any]:
-    """PATCH ``priority: P0`` on fresh tasks at ``rate``/s; trigger → alert latency, in ms."""
-    codes = latency_codes(count)
-    sent = load.open_loop(stack.web_port, stack.headers, rate, count,
-                                lambda n: ("PATCH", f"/api/orchestration/tasks/{codes[n]}", {"priority": "P0"}))
-    left = stack.settle(60)
+    """Triggers at ``rate``/s; trigger → alert latency, in ms."""
+    codes, sent, left = _triggers(stack, rate, count, 60)
     assert stack.runtime is not None
     with stack.runtime.engine.connect() as connection:
         rows = connection.execute(LATENCY_SQL, {"codes": codes}).all()

@@ -95,6 +95,6 @@ class PlainDump(Schema):
         pick = self.plain_pick() if self.only is None and not self.exclude else None
         if pick is not None:
             picked = [pick(item) for item in obj] if many and isinstance(obj, list) else None if many else pick(obj)
-            if picked is not None and picked is not _FALLBACK and not (many and _FALLBACK in picked):
+            if picked is not None and picked is not _FALLBACK and not (many and any(p is _FALLBACK for p in picked)):
                 return picked
         return super().dump(obj, many=many)

@@ -162,9 +162,9 @@ def _postgres_tail(session: Session, rows: Sequence[Event], envelopes: Sequence[
     columns = _event_columns(rows)
     params = {"events": _event_records(rows, columns), "now": as_utc(now).isoformat(),
               "queue": _wanted(index, envelopes, dispatch)}
-    key = None if update is None else (update.table, update.columns)
+    key = None
     if update is not None:
-        params |= update.params()
+        key, params = (update.table, update.columns), params | update.params()
     result = session.execute(tail_statement(columns, key), params).all()
     note_appended(session)
     if update is not None:

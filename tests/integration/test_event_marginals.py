@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, literal, select, union_all
+from sqlalchemy import literal, select, union_all
 
 from app.domain.event_filter import EventFilter
 from app.services import archive, archive_purge, rollup_fold
@@ -21,6 +21,7 @@ from app.store import rollups
 from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event, EventMarginal
 from tests.integration.test_aggregation import RANGES, assert_totals_agree, stats
 from tests.integration.test_event_scopes import DAY1, DAY2, Dataset, at, build_dataset, moment
+from tests.integration.test_worker_statements import counting
 from tests.support import Api
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -118,20 +119,12 @@ def test_marginals_follow_the_rollups_through_fold_archive_purge_and_restore(
 
 def test_all_time_stats_read_the_all_time_and_day_marginals_never_the_hourly_rollups(api: Api, runtime: Any, dataset: Dataset) -> None:
     rollup_fold.fold(runtime.uow())
-    statements: list[str] = []
-
-    def capture(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, _many: bool) -> None:
-        statements.append(statement)
-
-    event.listen(runtime.engine, "before_cursor_execute", capture)
-    try:
+    with counting(runtime.engine) as counted:
         all_time = stats(api)
-        whole_days = [s for s in statements if "orchestration_event_" in s]
-        statements.clear()
+    whole_days = [s for s in counted.statements if "orchestration_event_" in s]
+    with counting(runtime.engine) as counted:
         stats(api, **{"from": f"{DAY1}T09:30:00Z"})
-        from_mid_day = [s for s in statements if "orchestration_event_" in s]
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", capture)
+    from_mid_day = [s for s in counted.statements if "orchestration_event_" in s]
 
     assert all_time["total"] == 13 and all_time["by_day"] == {DAY1: 8, DAY2: 5}
     assert not any("orchestration_event_rollups" in s for s in whole_days)
@@ -142,20 +135,12 @@ def test_all_time_stats_read_the_all_time_and_day_marginals_never_the_hourly_rol
 def test_an_hourly_timeline_reads_the_hour_marginals_never_the_hourly_rollups(api: Api, runtime: Any,
                                                                               dataset: Dataset) -> None:
     rollup_fold.fold(runtime.uow())
-    statements: list[str] = []
-
-    def capture(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, _many: bool) -> None:
-        statements.append(statement)
-
-    event.listen(runtime.engine, "before_cursor_execute", capture)
-    try:
+    with counting(runtime.engine) as counted:
         response = api.get("/events/timeline", query_string={
             "bucket": "hour", "from": f"{DAY1}T00:00:00Z", "to": f"{DAY2}T23:00:00Z"})
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", capture)
 
     assert response.status_code == 200, response.get_json()
     assert sum(b["count"] for b in response.get_json()["buckets"]) == 13
-    counted = [s for s in statements if "orchestration_event_" in s]
-    assert not any("orchestration_event_rollups" in s for s in counted)
-    assert sum("orchestration_event_marginals" in s for s in counted) == 1
+    reads = [s for s in counted.statements if "orchestration_event_" in s]
+    assert not any("orchestration_event_rollups" in s for s in reads)
+    assert sum("orchestration_event_marginals" in s for s in reads) == 1
