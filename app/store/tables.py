@@ -299,7 +299,9 @@ class EventMarginal(Base):
     statistics read months × values + days rows, not one hourly rollup row per combination.
 
     PostgreSQL only: statement triggers on ``orchestration_event_rollups`` (migrations 0011,
-    0012, 0013) change these counts by whatever changes the hours', so no code path maintains them.
+    0012, 0013; one grouping-sets pass since 0014) change these counts by whatever changes the
+    hours', so no code path maintains them. Both tables keep a quarter of each page free
+    (``fillfactor``, 0014): a count updated in place stays on its page (a HOT update).
     The ``hour`` grain holds ``type`` and ``total`` only: an hourly timeline reads hours × types;
     the ``all`` grain (``start`` at the epoch) holds the whole log: all time reads one row per value.
     """
