@@ -8,7 +8,8 @@ transaction:
 
 1. every monthly partition all of whose rows lie in those ranges is emptied with
    ``TRUNCATE`` (its space is back at once; the purge then drops it), and the
-   archived rollup rows of its hours are deleted with it (they count its rows only);
+   archived rollup rows of its hours are deleted with it (they count its rows only),
+   and so are the month's archived marginals, as a range (``MONTH_OFF``);
 2. the rest of the ranges' rows (partitions the files share with younger events)
    are deleted, pruned to the partitions at or before the newest due event, their
    rollup counts taken off by one grouped ``INSERT … ON CONFLICT``;
@@ -59,6 +60,30 @@ def partition_safe(session: Session, due: Sequence[DueRange]) -> set[int]:
     return set(ids) - clashing
 
 
+# Emptying a month of archived counts: the hourly rows go, and with them every archived
+# marginal of the month's hours, days and month (they count those rows only), deleted as a
+# range; the all-time rows lose the month's sums. The statement keeps the marginals itself,
+# so the rollup triggers stand aside for it (migration 0014), and only for it.
+CALLER_KEEPS_MARGINALS = "SELECT set_config('orchestration.marginals', 'caller', true)"
+TRIGGERS_KEEP_MARGINALS = "SELECT set_config('orchestration.marginals', '', true)"
+MONTH_OFF = """
+WITH gone AS (DELETE FROM orchestration_event_rollups WHERE archived AND bucket_start >= :lo AND bucket_start < :hi
+              RETURNING type, actor, entity_type, count),
+all_time AS (INSERT INTO orchestration_event_marginals (grain, dimension, start, value, archived, count)
+             SELECT 'all', dimension, timestamptz '1970-01-01 00:00:00+00', value, true, -n FROM (
+                 SELECT CASE WHEN GROUPING(type) = 0 THEN 'type' WHEN GROUPING(actor) = 0 THEN 'actor'
+                             WHEN GROUPING(entity_type) = 0 THEN 'entity_type' ELSE 'total' END AS dimension,
+                        CASE WHEN GROUPING(type) = 0 THEN type WHEN GROUPING(actor) = 0 THEN actor
+                             WHEN GROUPING(entity_type) = 0 THEN entity_type ELSE '' END AS value,
+                        sum(count) AS n
+                 FROM gone GROUP BY GROUPING SETS ((type), (actor), (entity_type), ())) AS sums
+             WHERE n <> 0
+             ON CONFLICT (grain, dimension, start, value, archived)
+             DO UPDATE SET count = orchestration_event_marginals.count + excluded.count)
+DELETE FROM orchestration_event_marginals
+WHERE archived AND grain IN ('hour', 'day', 'month') AND start >= :lo AND start < :hi"""
+
+
 def _multirange(due: Sequence[DueRange]) -> str:
     return "{" + ",".join(f"[{d.first_id},{d.last_id}]" for d in due) + "}"
 
@@ -86,9 +111,9 @@ def purge_ranges(session: Session, due: Sequence[DueRange], now: datetime) -> tu
         # every archived event of the partition's hours goes: their rollup rows go with them
         found += int(session.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
         month = month_of(name)
-        session.execute(text(
-            "DELETE FROM orchestration_event_rollups WHERE archived AND bucket_start >= :lo AND bucket_start < :hi"),
-            {"lo": month, "hi": next_month(month)})
+        session.execute(text(CALLER_KEEPS_MARGINALS))
+        session.execute(text(MONTH_OFF), {"lo": month, "hi": next_month(month)})
+        session.execute(text(TRIGGERS_KEEP_MARGINALS))
         session.execute(text(f"TRUNCATE {name}"))
         emptied.append(name)
     found += int(session.execute(text(ROLLUPS_OFF), params).scalar_one())
