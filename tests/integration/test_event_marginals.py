@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import literal, select, union_all
 
 from app.domain.event_filter import EventFilter
@@ -20,6 +21,7 @@ from app.services import archive, archive_purge, rollup_fold
 from app.store import rollups
 from app.store.tables import EVENTS_ARCHIVE, ArchiveManifest, Event, EventMarginal
 from tests.integration.test_aggregation import RANGES, assert_totals_agree, stats
+from tests.integration.test_archive import NOW, days_ago, run_archive, run_purge
 from tests.integration.test_event_scopes import DAY1, DAY2, Dataset, at, build_dataset, moment
 from tests.integration.test_worker_statements import counting
 from tests.support import Api
@@ -114,6 +116,29 @@ def test_marginals_follow_the_rollups_through_fold_archive_purge_and_restore(
         archive_purge.restore_archive(kept, cold, runtime.uow(), runtime.clock)
     assert marginal_table(runtime) == log_by_day(runtime)
     assert (assert_totals_agree(api, {}), assert_totals_agree(api, {"include_archived": "true"})) == (5, 14)
+    assert_breakdowns_equal_the_log(runtime)
+
+
+def test_a_purge_emptying_one_month_and_part_of_another_leaves_the_marginals_equal_to_the_log(
+        api: Api, runtime: Any) -> None:
+    """The emptied month's marginals go as a range, by the purge itself; the shared month's
+    are taken off through the triggers again, in the same transaction."""
+    with freeze_time(days_ago(420)):  # 2025-04-07: a month the purge empties
+        api.create_task("GONE", priority="P2")
+        api.update_task("GONE", status="in_progress")
+    with freeze_time(days_ago(395)):  # 2025-05-02: shares its month with LATE
+        api.create_task("EARLY", priority="P2")
+    with freeze_time(days_ago(300)):
+        run_archive(runtime)
+    with freeze_time(days_ago(380)):
+        api.create_task("LATE", priority="P2")
+    with freeze_time(NOW):
+        run_archive(runtime)
+        assert marginal_table(runtime) == log_by_day(runtime)
+        assert run_purge(runtime, older_than="390d").events == 3
+
+    assert marginal_table(runtime) == log_by_day(runtime)
+    assert {key[3] for key in marginal_table(runtime) if key[2] == "actor"} == {"user:admin"}  # LATE's
     assert_breakdowns_equal_the_log(runtime)
 
 
