@@ -300,8 +300,10 @@ class EventMarginal(Base):
 
     PostgreSQL only: statement triggers on ``orchestration_event_rollups`` (migrations 0011,
     0012, 0013; one grouping-sets pass since 0014) change these counts by whatever changes the
-    hours', so no code path maintains them. Both tables keep a quarter of each page free
-    (``fillfactor``, 0014): a count updated in place stays on its page (a HOT update).
+    hours'. One code path keeps them itself: a purge emptying a whole month deletes its
+    archived rows as a range (``archive_purge_rows.MONTH_OFF``, the triggers standing aside).
+    Both tables keep a quarter of each page free (``fillfactor``, 0014): a count updated in
+    place stays on its page (a HOT update).
     The ``hour`` grain holds ``type`` and ``total`` only: an hourly timeline reads hours × types;
     the ``all`` grain (``start`` at the epoch) holds the whole log: all time reads one row per value.
     """
